@@ -1,0 +1,111 @@
+"""Admin: orchestrators, users and groups are edited here; mirrored data is read-only.
+
+A credential is write-only: the form takes a new one but never renders the stored one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from runs.models import (
+    Agent,
+    ExecutionResult,
+    Orchestrator,
+    RerunRequest,
+    Run,
+    Schedule,
+    TestCase,
+)
+
+
+class OrchestratorAdminForm(forms.ModelForm):
+    credential = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to keep the stored credential. Never shown again once saved.",
+    )
+    clear_credential = forms.BooleanField(required=False, label="Remove the stored credential")
+
+    class Meta:
+        model = Orchestrator
+        fields = ["kind", "name", "base_url", "credential", "test_plan_ids", "enabled"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.instance.pk and not cleaned.get("credential") and not cleaned.get("clear_credential"):
+            cleaned["credential"] = self.instance.credential
+        return cleaned
+
+
+@admin.register(Orchestrator)
+class OrchestratorAdmin(admin.ModelAdmin):
+    form = OrchestratorAdminForm
+    list_display = ["name", "kind", "base_url", "enabled", "last_synced_at", "last_sync_error"]
+    list_filter = ["kind", "enabled"]
+    search_fields = ["name", "base_url"]
+    readonly_fields = ["last_synced_at", "last_sync_error", "last_sync_error_at"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Mirrored data: only runs.services writes it."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Agent)
+class AgentAdmin(ReadOnlyAdmin):
+    list_display = ["title", "orchestrator", "external_id", "host"]
+    list_filter = ["orchestrator"]
+    search_fields = ["title", "external_id"]
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(ReadOnlyAdmin):
+    list_display = ["title", "orchestrator", "external_id", "is_temporary", "is_enabled"]
+    list_filter = ["orchestrator", "is_temporary"]
+    search_fields = ["title", "external_id"]
+
+
+@admin.register(TestCase)
+class TestCaseAdmin(ReadOnlyAdmin):
+    list_display = ["title", "orchestrator", "external_id", "suite"]
+    list_filter = ["orchestrator"]
+    search_fields = ["title", "external_id"]
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "orchestrator", "status", "attempt", "started_at", "trigger"]
+    list_filter = ["orchestrator", "status", "trigger"]
+    search_fields = ["external_id", "build"]
+    list_select_related = ["schedule", "orchestrator"]
+    raw_id_fields = ["schedule", "rerun_of", "rerun_request", "triggered_by"]
+    show_full_result_count = False
+
+
+@admin.register(ExecutionResult)
+class ExecutionResultAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "run", "status", "agent", "started_at"]
+    list_filter = ["status"]
+    search_fields = ["external_id", "case_key"]
+    list_select_related = ["run__schedule", "agent", "test_case"]
+    raw_id_fields = ["run", "test_case", "agent"]
+    show_full_result_count = False
+
+
+@admin.register(RerunRequest)
+class RerunRequestAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "orchestrator", "scope", "state", "requested_at"]
+    list_filter = ["state", "scope", "orchestrator"]
+    raw_id_fields = ["source_run", "schedule", "requested_by"]

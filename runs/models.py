@@ -1,0 +1,328 @@
+"""The mirrored domain: orchestrators, their schedules, agents, test cases, runs and results.
+
+Only `runs.services` writes mirrored rows; the admin edits orchestrators and shows the rest
+read-only. DESIGN.md ("The domain") maps each model to each vendor's word for it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from runs.status import Status
+
+
+class OrchestratorKind(models.TextChoices):
+    LEAPWORK = "leapwork", "Leapwork"
+    CONDUCTOR = "conductor", "Conductor"
+    TESTSIGMA = "testsigma", "Testsigma"
+
+
+class Orchestrator(models.Model):
+    kind = models.CharField(max_length=16, choices=OrchestratorKind.choices)
+    name = models.SlugField(
+        max_length=64, unique=True, help_text="Appears in links: /go/<name>/<vendor run id>."
+    )
+    base_url = models.URLField(max_length=500)
+    # Leapwork AccessKey; empty (conductor-oss) or keyId:keySecret (Orkes); Testsigma API key.
+    credential = models.CharField(max_length=500, blank=True)
+    test_plan_ids = models.JSONField(
+        default=list, blank=True, help_text="Testsigma test plans offered by the run-now form."
+    )
+    enabled = models.BooleanField(default=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_sync_error = models.TextField(blank=True)
+    last_sync_error_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    next_sync_after = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def healthy(self) -> bool:
+        return not self.last_sync_error
+
+
+class Agent(models.Model):
+    """Leapwork agent, Conductor worker, Testsigma machine."""
+
+    orchestrator = models.ForeignKey(Orchestrator, on_delete=models.CASCADE, related_name="agents")
+    external_id = models.CharField(max_length=200)
+    title = models.CharField(max_length=300)
+    host = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["title"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["orchestrator", "external_id"], name="agent_unique_external_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Schedule(models.Model):
+    """Leapwork schedule, Conductor workflow definition (by name), Testsigma test plan."""
+
+    orchestrator = models.ForeignKey(
+        Orchestrator, on_delete=models.CASCADE, related_name="schedules"
+    )
+    external_id = models.CharField(max_length=200)
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    is_enabled = models.BooleanField(default=True)
+    # Leapwork's Run Flow by Id makes a temporary schedule for each run.
+    is_temporary = models.BooleanField(default=False)
+    # Leapwork RunListSteps [{id, title, index}]; Conductor task references [{id, title, index}].
+    steps = models.JSONField(default=list, blank=True)
+    vanished_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["title"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["orchestrator", "external_id"], name="schedule_unique_external_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("runs:schedule", args=[self.pk])
+
+
+class TestCase(models.Model):
+    """Leapwork flow, Conductor task (definition name + reference name), Testsigma test case."""
+
+    orchestrator = models.ForeignKey(
+        Orchestrator, on_delete=models.CASCADE, related_name="test_cases"
+    )
+    external_id = models.CharField(max_length=300)
+    title = models.CharField(max_length=300)
+    suite = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["title"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["orchestrator", "external_id"], name="testcase_unique_external_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("runs:test_case", args=[self.pk])
+
+
+class Trigger(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    MANUAL = "manual", "Manual"
+    RERUN = "rerun", "Rerun"
+
+
+class Run(models.Model):
+    """One run: Leapwork run, one attempt of a Conductor execution, Testsigma test plan result."""
+
+    orchestrator = models.ForeignKey(Orchestrator, on_delete=models.CASCADE, related_name="runs")
+    schedule = models.ForeignKey(
+        Schedule, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
+    )
+    external_id = models.CharField(max_length=200)
+    # A Conductor rerun, retry or restart reuses its workflowId: each attempt is its own Run.
+    attempt = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=Status.choices(), default=Status.QUEUED)
+    vendor_status = models.CharField(max_length=100, blank=True)
+    # When it started, or was queued if it has not started yet: never empty, so history
+    # pages can paginate by (started_at, id).
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration = models.DurationField(null=True, blank=True)
+    # Leapwork variables Runboard sent; Conductor workflow input; Testsigma runtimeData.
+    variables = models.JSONField(default=dict, blank=True)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULED)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    # Who the orchestrator says started it (Testsigma executedBy, Conductor createdBy).
+    vendor_triggered_by = models.CharField(max_length=200, blank=True)
+    rerun_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reruns"
+    )
+    rerun_request = models.ForeignKey(
+        "RerunRequest", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
+    )
+    build = models.CharField(max_length=200, blank=True)
+    environment = models.CharField(max_length=200, blank=True)
+    version = models.CharField(max_length=50, blank=True)
+    correlation_id = models.CharField(max_length=300, blank=True)
+    message = models.TextField(blank=True)
+    total_count = models.PositiveIntegerField(default=0)
+    passed_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    other_count = models.PositiveIntegerField(default=0)
+    # Attempts that were overwritten upstream stay frozen; vanished runs are kept as history.
+    is_frozen = models.BooleanField(default=False)
+    vanished_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["orchestrator", "external_id", "attempt"], name="run_unique_attempt"
+            ),
+            models.CheckConstraint(condition=Q(attempt__gte=1), name="run_attempt_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["-started_at", "-id"], name="run_started_idx"),
+            models.Index(fields=["schedule", "-started_at", "-id"], name="run_schedule_idx"),
+            models.Index(fields=["status", "-started_at", "-id"], name="run_status_idx"),
+            models.Index(fields=["orchestrator", "-started_at", "-id"], name="run_orch_idx"),
+            models.Index(fields=["orchestrator", "external_id"], name="run_external_idx"),
+        ]
+
+    def __str__(self) -> str:
+        label = self.schedule.title if self.schedule_id else self.external_id
+        return f"{label} #{self.external_id[:8]}" + (
+            f" (attempt {self.attempt})" if self.attempt > 1 else ""
+        )
+
+    def get_absolute_url(self) -> str:
+        return reverse("runs:detail", args=[self.pk])
+
+    @property
+    def status_enum(self) -> Status:
+        return Status(self.status)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status_enum.is_terminal
+
+    @property
+    def done_count(self) -> int:
+        return self.passed_count + self.failed_count + self.other_count
+
+
+class ExecutionResult(models.Model):
+    """Leapwork run item, Conductor task execution, Testsigma test case result."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="results")
+    test_case = models.ForeignKey(
+        TestCase, on_delete=models.SET_NULL, null=True, blank=True, related_name="results"
+    )
+    agent = models.ForeignKey(
+        Agent, on_delete=models.SET_NULL, null=True, blank=True, related_name="results"
+    )
+    # Leapwork RunItemId, Conductor taskId, Testsigma testCaseResultId.
+    external_id = models.CharField(max_length=200)
+    # Leapwork FlowId, Conductor referenceTaskName, Testsigma testCaseId: what a rerun names.
+    case_key = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices(), default=Status.QUEUED)
+    vendor_status = models.CharField(max_length=100, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration = models.DurationField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    log_excerpt = models.TextField(blank=True)
+    # Conductor: seq orders tasks, retry_count counts retries, input is the task's inputData.
+    seq = models.PositiveIntegerField(default=0)
+    retry_count = models.PositiveIntegerField(default=0)
+    input = models.JSONField(default=dict, blank=True)
+    # Testsigma data-driven cases: [{id, name, status, vendor_status}].
+    is_data_driven = models.BooleanField(default=False)
+    iterations = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["seq", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "external_id"], name="result_unique_external_id")
+        ]
+        indexes = [
+            models.Index(fields=["run", "status"], name="result_run_status_idx"),
+            models.Index(fields=["test_case", "-started_at"], name="result_case_idx"),
+            models.Index(fields=["agent", "-started_at"], name="result_agent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case_key or self.external_id} ({self.status})"
+
+    @property
+    def status_enum(self) -> Status:
+        return Status(self.status)
+
+
+class RerunScope(models.TextChoices):
+    ALL = "all", "All cases"
+    FAILED = "failed", "Failed only"
+    PICKED = "picked", "Picked cases"
+    FROM_TASK = "from_task", "From a task"
+    RUN_NOW = "run_now", "Run now"
+
+
+class RerunState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    PARTIAL = "partial", "Partly accepted"
+    FAILED = "failed", "Refused"
+    UNKNOWN = "unknown", "Outcome unknown"
+
+
+class RerunRequest(models.Model):
+    """The audit and idempotency record of one rerun or run-now, written before the call."""
+
+    orchestrator = models.ForeignKey(
+        Orchestrator, on_delete=models.CASCADE, related_name="rerun_requests"
+    )
+    source_run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, null=True, blank=True, related_name="rerun_requests"
+    )
+    schedule = models.ForeignKey(
+        Schedule, on_delete=models.CASCADE, null=True, blank=True, related_name="rerun_requests"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    scope = models.CharField(max_length=16, choices=RerunScope.choices)
+    options = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(max_length=100, unique=True, default=uuid.uuid4)
+    state = models.CharField(max_length=16, choices=RerunState.choices, default=RerunState.PENDING)
+    # What the orchestrator answered (run ids, per-call errors) or the error text.
+    response = models.JSONField(default=dict, blank=True)
+    message = models.TextField(blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(source_run__isnull=False, schedule__isnull=True)
+                    | Q(source_run__isnull=True, schedule__isnull=False)
+                ),
+                name="rerun_request_source_xor_schedule",
+            )
+        ]
+        indexes = [models.Index(fields=["source_run", "-requested_at"], name="rerun_source_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_scope_display()} by {self.requested_by or 'someone'} ({self.state})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("runs:rerun_request", args=[self.pk])

@@ -1,0 +1,53 @@
+"""Shared fixtures. PostgreSQL-only tests are deselected on SQLite and run on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+
+from tests.factories import make_user
+
+pytest_plugins = [
+    "tests.fixtures.leapwork",
+    "tests.fixtures.conductor",
+    "tests.fixtures.testsigma",
+]
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+def database_is_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if database_is_postgres():
+        return
+    deselected = [item for item in items if item.get_closest_marker("postgres")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("postgres")]
+
+
+@pytest.fixture
+def user(db):
+    return make_user("viewer")
+
+
+@pytest.fixture
+def rerunner(db):
+    return make_user("rerunner", rerunner=True)
+
+
+@pytest.fixture
+def viewer_client(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def rerunner_client(client, rerunner):
+    client.force_login(rerunner)
+    return client

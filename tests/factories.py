@@ -1,0 +1,84 @@
+"""Small factories: plain functions that make rows with sensible defaults."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+
+from runs.models import (
+    Agent,
+    ExecutionResult,
+    Orchestrator,
+    OrchestratorKind,
+    Run,
+    Schedule,
+    TestCase,
+)
+from runs.status import Status
+
+_counter = itertools.count(1)
+
+
+def make_user(username: str = "", *, rerunner: bool = False, **fields: Any) -> User:
+    user = User.objects.create_user(
+        username=username or f"user{next(_counter)}", password="correct horse battery", **fields
+    )
+    if rerunner:
+        user.groups.add(Group.objects.get(name="Rerunners"))
+    return user
+
+
+def make_orchestrator(kind: str = OrchestratorKind.LEAPWORK, **fields: Any) -> Orchestrator:
+    n = next(_counter)
+    defaults: dict[str, Any] = {
+        "name": f"{kind}-{n}",
+        "base_url": f"http://127.0.0.1:{9000 + n}",
+        "credential": "secret-key",
+    }
+    return Orchestrator.objects.create(kind=kind, **{**defaults, **fields})
+
+
+def make_schedule(orchestrator: Orchestrator | None = None, **fields: Any) -> Schedule:
+    orchestrator = orchestrator or make_orchestrator()
+    n = next(_counter)
+    defaults = {"external_id": f"schedule-{n}", "title": f"Schedule {n}"}
+    return Schedule.objects.create(orchestrator=orchestrator, **{**defaults, **fields})
+
+
+def make_agent(orchestrator: Orchestrator, **fields: Any) -> Agent:
+    n = next(_counter)
+    defaults = {"external_id": f"agent-{n}", "title": f"Agent {n}"}
+    return Agent.objects.create(orchestrator=orchestrator, **{**defaults, **fields})
+
+
+def make_test_case(orchestrator: Orchestrator, **fields: Any) -> TestCase:
+    n = next(_counter)
+    defaults = {"external_id": f"case-{n}", "title": f"Case {n}"}
+    return TestCase.objects.create(orchestrator=orchestrator, **{**defaults, **fields})
+
+
+def make_run(schedule: Schedule | None = None, **fields: Any) -> Run:
+    schedule = schedule or make_schedule()
+    n = next(_counter)
+    now = timezone.now()
+    defaults: dict[str, Any] = {
+        "external_id": f"run-{n}",
+        "status": Status.PASSED,
+        "vendor_status": "Finished",
+        "started_at": now - timedelta(minutes=5),
+        "finished_at": now,
+        "duration": timedelta(minutes=5),
+    }
+    return Run.objects.create(
+        orchestrator=schedule.orchestrator, schedule=schedule, **{**defaults, **fields}
+    )
+
+
+def make_result(run: Run, **fields: Any) -> ExecutionResult:
+    n = next(_counter)
+    defaults: dict[str, Any] = {"external_id": f"result-{n}", "status": Status.PASSED}
+    return ExecutionResult.objects.create(run=run, **{**defaults, **fields})

@@ -1,0 +1,72 @@
+"""Every page but login needs a logged-in user, who lands where they asked afterwards."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from tests.factories import make_run
+
+pytestmark = pytest.mark.django_db
+
+PUBLIC = {"login", "password_reset", "password_reset_done", "password_reset_confirm", "password_reset_complete"}
+
+
+def runboard_paths(run_pk: int) -> list[str]:
+    """A concrete path for every named URL of the runs app."""
+    samples = {"pk": run_pk, "orchestrator": "lab", "external_id": "abc-123"}
+    paths = []
+    for pattern in get_resolver("runs.urls").url_patterns:
+        assert isinstance(pattern, URLPattern | URLResolver)
+        kwargs = {name: samples[name] for name in pattern.pattern.regex.groupindex}
+        paths.append(reverse(f"runs:{pattern.name}", kwargs=kwargs))
+    return paths
+
+
+def test_every_page_sends_an_anonymous_visitor_to_login_and_back(client):
+    run = make_run()
+    paths = runboard_paths(run.pk)
+    assert len(paths) >= 4
+    for path in paths:
+        response = client.get(path + "?status=failed")
+        assert response.status_code == 302, path
+        location = urlsplit(response["Location"])
+        assert location.path == reverse("login"), path
+        assert f"next={path}" in response["Location"].replace("%2F", "/"), path
+
+
+def test_the_login_page_is_public(client):
+    response = client.get(reverse("login"))
+    assert response.status_code == 200
+    assert b'name="password"' in response.content
+
+
+def test_after_login_the_user_lands_on_the_page_they_asked_for(client, user):
+    run = make_run()
+    target = reverse("runs:detail", args=[run.pk]) + "?tab=results"
+    response = client.get(target)
+    login_url = response["Location"]
+    page = client.get(login_url)
+    assert page.status_code == 200
+    next_value = page.context["next"]
+    assert next_value == target
+    response = client.post(
+        reverse("login"),
+        {"username": user.username, "password": "correct horse battery", "next": next_value},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == target
+
+
+def test_the_admin_needs_staff_login_too(client):
+    response = client.get("/admin/runs/run/")
+    assert response.status_code == 302
+    assert "/login/" in response["Location"]
+
+
+def test_logout_ends_the_session(viewer_client):
+    assert viewer_client.get(reverse("runs:overview")).status_code == 200
+    viewer_client.post(reverse("logout"))
+    assert viewer_client.get(reverse("runs:overview")).status_code == 302
