@@ -209,12 +209,15 @@ class EmulatorApp:
         credential: str = "",
         history: int = 20,
         pace: float = 2.0,
+        autorun: float = 0.0,
         clock: Clock | None = None,
     ) -> None:
         self.seed = seed
         self.credential = credential
         self.history = history
         self.pace = pace
+        # Mean seconds between runs a schedule starts on its own (0: never), for the demo.
+        self.autorun = autorun
         self.clock = clock or Clock()
         self.lock = threading.RLock()
         self.log: deque[dict[str, Any]] = deque(maxlen=5000)
@@ -241,6 +244,10 @@ class EmulatorApp:
 
     def state(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def banner(self) -> list[str]:
+        """Lines `manage.py emulate` prints after the base URL (e.g. Testsigma plan ids)."""
+        return []
 
     def error(self, status: int, message: str) -> Response:
         return json_response({"message": message}, status)
