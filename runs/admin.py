@@ -36,7 +36,11 @@ class OrchestratorAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        if self.instance.pk and not cleaned.get("credential") and not cleaned.get("clear_credential"):
+        if (
+            self.instance.pk
+            and not cleaned.get("credential")
+            and not cleaned.get("clear_credential")
+        ):
             cleaned["credential"] = self.instance.credential
         return cleaned
 

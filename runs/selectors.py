@@ -8,7 +8,9 @@ from runs.models import ExecutionResult, Run
 
 
 def run_list_recent(*, limit: int = 50) -> QuerySet[Run]:
-    return Run.objects.select_related("orchestrator", "schedule").order_by("-started_at", "-id")[:limit]
+    return Run.objects.select_related("orchestrator", "schedule").order_by("-started_at", "-id")[
+        :limit
+    ]
 
 
 def run_get(*, pk: int) -> Run:

@@ -326,12 +326,13 @@ class EmulatorApp:
         start_response(f"{response.status} {reason}", headers)
         return [payload]
 
-    def _with_fault(self, request: Request, fault: Fault, environ: dict[str, Any]) -> Response:
+    def _with_fault(self, request: Request, fault: Fault) -> Response:
         if fault.latency:
             time.sleep(fault.latency)
         if fault.timeout:
+            # Hold the request past the client's timeout; whatever comes after is never read.
             time.sleep(fault.timeout)
-            raise ConnectionAbortedError("emulated timeout: dropping the connection")
+            return self.error(504, "Emulated timeout")
         if fault.error_rate and self._fault_rng.random() < fault.error_rate:
             return self.error(fault.status, f"Emulated fault: HTTP {fault.status}")
         response = self._dispatch(request)
