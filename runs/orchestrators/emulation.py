@@ -317,7 +317,7 @@ class EmulatorApp:
             self._record(request)
             fault = self._fault_for(request)
             response = (
-                self._with_fault(request, fault, environ) if fault else self._dispatch(request)
+                self._with_fault(request, fault) if fault else self._dispatch(request)
             )
         payload, content_type = response.encode()
         headers = [("Content-Type", content_type), ("Content-Length", str(len(payload)))]
