@@ -326,7 +326,9 @@ class EmulatorApp:
         start_response(f"{response.status} {reason}", headers)
         return [payload]
 
-    def _with_fault(self, request: Request, fault: Fault) -> Response:
+    def _with_fault(
+        self, request: Request, fault: Fault, environ: dict[str, Any] | None = None
+    ) -> Response:
         if fault.latency:
             time.sleep(fault.latency)
         if fault.timeout:
