@@ -326,9 +326,7 @@ class EmulatorApp:
         start_response(f"{response.status} {reason}", headers)
         return [payload]
 
-    def _with_fault(
-        self, request: Request, fault: Fault, environ: dict[str, Any] | None = None
-    ) -> Response:
+    def _with_fault(self, request: Request, fault: Fault) -> Response:
         if fault.latency:
             time.sleep(fault.latency)
         if fault.timeout:
