@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from runs import views
 
@@ -9,4 +9,5 @@ urlpatterns = [
     path("runs/", views.run_list, name="list"),
     path("runs/<int:pk>/", views.run_detail, name="detail"),
     path("go/<slug:orchestrator>/<path:external_id>", views.go, name="go"),
+    path("", include("runs.rerun_urls")),
 ]
