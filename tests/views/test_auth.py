@@ -14,13 +14,22 @@ pytestmark = pytest.mark.django_db
 PUBLIC = {"login", "password_reset", "password_reset_done", "password_reset_confirm", "password_reset_complete"}
 
 
+def named_patterns(patterns: list) -> list[URLPattern]:
+    found = []
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            found += named_patterns(pattern.url_patterns)
+        elif pattern.name:
+            found.append(pattern)
+    return found
+
+
 def runboard_paths(run_pk: int) -> list[str]:
-    """A concrete path for every named URL of the runs app."""
-    samples = {"pk": run_pk, "orchestrator": "lab", "external_id": "abc-123"}
+    """A concrete path for every named URL of the runs app (any `<int:...>` gets the run's pk)."""
+    samples = {"orchestrator": "lab", "external_id": "abc-123"}
     paths = []
-    for pattern in get_resolver("runs.urls").url_patterns:
-        assert isinstance(pattern, URLPattern | URLResolver)
-        kwargs = {name: samples[name] for name in pattern.pattern.regex.groupindex}
+    for pattern in named_patterns(get_resolver("runs.urls").url_patterns):
+        kwargs = {name: samples.get(name, run_pk) for name in pattern.pattern.regex.groupindex}
         paths.append(reverse(f"runs:{pattern.name}", kwargs=kwargs))
     return paths
 
