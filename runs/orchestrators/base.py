@@ -196,6 +196,7 @@ class RunRef:
     external_id: str
     started_at: datetime | None = None
     status: Status | None = None
+    updated_at: datetime | None = None
 
 
 # Rerun specifications ----------------------------------------------------------------------
