@@ -176,6 +176,11 @@ class Run(models.Model):
     passed_count = models.PositiveIntegerField(default=0)
     failed_count = models.PositiveIntegerField(default=0)
     other_count = models.PositiveIntegerField(default=0)
+    # Testsigma discovery: the run this one derives from, and its plan's newest run.
+    parent_external_id = models.CharField(max_length=200, blank=True)
+    latest_sibling_id = models.CharField(max_length=200, blank=True)
+    # A digest of the last snapshot stored: a sync pass rewrites only runs that changed.
+    fingerprint = models.CharField(max_length=64, blank=True)
     # Attempts that were overwritten upstream stay frozen; vanished runs are kept as history.
     is_frozen = models.BooleanField(default=False)
     vanished_at = models.DateTimeField(null=True, blank=True)

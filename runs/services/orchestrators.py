@@ -1,0 +1,89 @@
+"""Connecting an orchestrator: check the credential against it before anything is saved."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from runs.models import Orchestrator, OrchestratorKind, Run
+from runs.orchestrators.base import OrchestratorError
+from runs.services.sync import orchestrator_client, run_track
+
+
+class ConnectError(Exception):
+    """The orchestrator could not be connected; nothing was saved."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    orchestrator: Orchestrator
+    created: bool
+    tracked: tuple[Run, ...] = ()
+
+
+def orchestrator_check(*, orchestrator: Orchestrator) -> None:
+    """Ask the orchestrator whether this base URL and credential work; raise ConnectError if not."""
+    client = orchestrator_client(orchestrator)
+    try:
+        client.check()
+    except OrchestratorError as exc:
+        raise ConnectError(f"{orchestrator.base_url} refused the connection: {exc}") from exc
+    finally:
+        client.close()
+
+
+def orchestrator_connect(
+    *,
+    kind: str,
+    base_url: str,
+    name: str,
+    credential: str,
+    test_plan_ids: Sequence[str] = (),
+    run_ids: Sequence[str] = (),
+) -> Connection:
+    """Create or update the orchestrator `name` after checking it answers to this credential.
+
+    Idempotent: connecting the same name again updates it (a second `make run` reuses it).
+    """
+    if kind not in OrchestratorKind.values:
+        raise ConnectError(
+            f"Unknown kind {kind!r}: choose one of {', '.join(OrchestratorKind.values)}."
+        )
+    if run_ids and kind != OrchestratorKind.TESTSIGMA:
+        raise ConnectError(
+            "--run is for Testsigma, which lists no runs; the others are discovered."
+        )
+    orchestrator = Orchestrator.objects.filter(name=name).first() or Orchestrator(name=name)
+    created = orchestrator.pk is None
+    if not created and orchestrator.kind != kind:
+        raise ConnectError(f"{name!r} is already a {orchestrator.get_kind_display()} orchestrator.")
+    orchestrator.kind = kind
+    orchestrator.base_url = base_url.rstrip("/")
+    orchestrator.credential = credential
+    orchestrator.test_plan_ids = [str(plan).strip() for plan in test_plan_ids if str(plan).strip()]
+    orchestrator.enabled = True
+    try:
+        orchestrator.full_clean(validate_unique=created)
+    except ValidationError as exc:
+        raise ConnectError(_validation_text(exc)) from exc
+    orchestrator_check(orchestrator=orchestrator)
+    with transaction.atomic():
+        orchestrator.save()
+    tracked = []
+    for run_id in run_ids:
+        try:
+            tracked.append(run_track(orchestrator=orchestrator, external_id=run_id))
+        except OrchestratorError as exc:
+            raise ConnectError(
+                f"Connected {name}, but run {run_id} could not be read: {exc}"
+            ) from exc
+    return Connection(orchestrator=orchestrator, created=created, tracked=tuple(tracked))
+
+
+def _validation_text(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items()
+    )
