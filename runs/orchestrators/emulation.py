@@ -316,9 +316,7 @@ class EmulatorApp:
         else:
             self._record(request)
             fault = self._fault_for(request)
-            response = (
-                self._with_fault(request, fault) if fault else self._dispatch(request)
-            )
+            response = self._with_fault(request, fault) if fault else self._dispatch(request)
         payload, content_type = response.encode()
         headers = [("Content-Type", content_type), ("Content-Length", str(len(payload)))]
         headers += [(k, v) for k, v in response.headers.items() if k.lower() != "content-type"]
