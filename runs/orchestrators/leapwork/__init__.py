@@ -1,0 +1,1 @@
+"""Leapwork: the controller's REST API client and a faithful local emulator of it."""
