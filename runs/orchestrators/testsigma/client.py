@@ -1,0 +1,436 @@
+"""Testsigma Cloud over its REST API v1 (api/testsigma.md).
+
+The base URL is the account's API base *with* the version prefix, e.g.
+`https://app.testsigma.com/api/v1` (the emulator: `http://127.0.0.1:8128/api/v1`). A bare
+host (no path) gets `/api/v1` added, so `https://app.testsigma.com` works too.
+
+Testsigma documents no list of test plans, runs or machines. Runboard discovers runs by id:
+the runs it triggered, the ids it was given, each run's `reRunParentId`, and
+`execution.lastRunId` (the plan's newest run), all carried on the RunSnapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+
+from runs.orchestrators.base import (
+    AgentSnapshot,
+    CallResult,
+    Capabilities,
+    CaseTarget,
+    IterationSnapshot,
+    OrchestratorClient,
+    PlannedCall,
+    ProtocolError,
+    RerunOutcome,
+    RerunSpec,
+    ResultSnapshot,
+    RunRef,
+    RunSnapshot,
+    ScheduleSnapshot,
+    Scope,
+)
+from runs.orchestrators.http import Http, expect, parse_json
+from runs.status import (
+    testsigma_result_status,
+    testsigma_run_status,
+    testsigma_vendor_word,
+)
+
+API_PREFIX = "/api/v1"
+
+# testsigma.md: reRunType (the Community Edition also knows the last one).
+RE_RUN_TYPES = (
+    "ALL_TESTS",
+    "ONLY_FAILED_TESTS",
+    "ALL_ITERATIONS",
+    "ONLY_FAILED_ITERATIONS",
+    "USER_PICKED",
+    "ONLY_FAILED_ITERATIONS_IN_FAILED_TESTS",
+)
+
+
+@dataclass(frozen=True)
+class EnvironmentSnapshot:
+    """A Testsigma environment: the choices for a trigger's `environmentId`."""
+
+    external_id: str
+    name: str
+    description: str = ""
+    variables: Mapping[str, str] = field(default_factory=dict)
+    encrypted: frozenset[str] = frozenset()
+
+
+class TestsigmaClient(OrchestratorClient):
+    """A Testsigma account: test plans are schedules, test plan results are runs."""
+
+    __test__ = False  # not a pytest class, despite the name
+    kind: ClassVar[str] = "testsigma"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        scopes=frozenset({Scope.ALL, Scope.FAILED, Scope.PICKED}),
+        agent_picker=False,
+        variables=False,
+        iterations=True,
+        run_now=True,
+        run_now_variables=True,
+        build_and_environment=True,
+    )
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        *,
+        credential: str = "",
+        test_plan_ids: Iterable[str | int] = (),
+    ) -> None:
+        self.client = client
+        self.http = Http(client)
+        if credential:
+            client.headers["Authorization"] = f"Bearer {credential}"
+        # A bare host gets the version prefix; a base URL with a path is used as given.
+        self.prefix = "" if client.base_url.path.strip("/") else API_PREFIX
+        self.test_plan_ids = tuple(str(plan_id) for plan_id in test_plan_ids)
+
+    def _path(self, path: str) -> str:
+        return f"{self.prefix}{path}"
+
+    # The interface ---------------------------------------------------------------------------
+
+    def check(self) -> None:
+        self.environments()
+
+    def list_schedules(self) -> list[ScheduleSnapshot]:
+        """The test plans this client was told about: Testsigma lists none, nor names them."""
+        return [
+            ScheduleSnapshot(external_id=plan_id, title=f"Test plan {plan_id}")
+            for plan_id in self.test_plan_ids
+        ]
+
+    def list_agents(self) -> list[AgentSnapshot]:
+        """Machines are not listed by the API: they come with each case result."""
+        return []
+
+    def list_runs(
+        self, schedule_id: str, *, since: datetime | None = None, limit: int = 200
+    ) -> list[RunRef]:
+        """Testsigma documents no run list: runs are found by id (see the module docstring)."""
+        return []
+
+    def get_run(self, run_id: str) -> RunSnapshot:
+        run = self.result(run_id)
+        return replace(run, results=self.case_results(run_id))
+
+    def run_now(
+        self,
+        schedule_id: str,
+        *,
+        variables: Mapping[str, Any] | None = None,
+        build: str = "",
+        environment: str = "",
+    ) -> str:
+        body: dict[str, Any] = {"executionId": _vendor_id(schedule_id)}
+        if environment:
+            body["environmentId"] = _vendor_id(environment)
+        if build:
+            body["buildNo"] = build
+        if variables:
+            body["runtimeData"] = dict(variables)
+        # testsigma.md: trigger a test plan.
+        answer = self.http.json("POST", self._path("/execution_results"), json_body=body)
+        return _run_id(answer)
+
+    def plan_rerun(self, run_id: str, spec: RerunSpec, *, schedule_id: str) -> list[PlannedCall]:
+        if spec.scope == Scope.ALL:
+            re_run_type, cases = "ALL_TESTS", ()
+        elif spec.scope == Scope.FAILED:
+            only_iterations = spec.only_failed_iterations
+            re_run_type = "ONLY_FAILED_ITERATIONS" if only_iterations else "ONLY_FAILED_TESTS"
+            cases = ()
+        elif spec.scope == Scope.PICKED:
+            if not spec.cases:
+                raise ValueError("a hand-picked rerun needs at least one case")
+            re_run_type, cases = "USER_PICKED", spec.cases
+        else:
+            raise ValueError(f"Testsigma cannot rerun with scope {spec.scope}")
+        return [self._rerun_call(run_id, schedule_id, re_run_type, cases)]
+
+    def rerun(self, run_id: str, spec: RerunSpec, *, schedule_id: str) -> RerunOutcome:
+        calls = [
+            self._send(run_id, planned)
+            for planned in self.plan_rerun(run_id, spec, schedule_id=schedule_id)
+        ]
+        return RerunOutcome(calls=tuple(calls))
+
+    def stop_run(self, run_id: str) -> None:
+        self.stop(run_id)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # Testsigma's own -------------------------------------------------------------------------
+
+    def rerun_with_type(
+        self,
+        run_id: str,
+        schedule_id: str,
+        re_run_type: str,
+        cases: Sequence[CaseTarget] = (),
+    ) -> str:
+        """Rerun with any reRunType (e.g. ALL_ITERATIONS); return the new run's id."""
+        if re_run_type not in RE_RUN_TYPES:
+            raise ValueError(f"unknown reRunType {re_run_type!r}")
+        planned = self._rerun_call(run_id, schedule_id, re_run_type, tuple(cases))
+        call = self._send(run_id, planned)
+        return call.run_id
+
+    def result(self, run_id: str) -> RunSnapshot:
+        """One test plan result without its case results (a cheap poll)."""
+        # testsigma.md: poll.
+        answer = self.http.json("GET", self._path(f"/execution_results/{_segment(run_id)}"))
+        return _run_snapshot(answer)
+
+    def case_results(self, run_id: str) -> tuple[ResultSnapshot, ...]:
+        # testsigma.md: case results.
+        answer = self.http.json(
+            "GET", self._path(f"/execution_results/{_segment(run_id)}/test_case_results")
+        )
+        cases = answer.get("testCases") if isinstance(answer, dict) else answer
+        expect(cases, list, "test case results")
+        return tuple(_result_snapshot(item, seq) for seq, item in enumerate(cases))
+
+    def stop(self, run_id: str) -> RunSnapshot:
+        """Stop a running test plan result; return it as the orchestrator answered."""
+        # testsigma.md: stop.
+        answer = self.http.json(
+            "PUT",
+            self._path(f"/execution_results/{_segment(run_id)}"),
+            json_body={"result": "STOPPED", "canStopAll": True},
+        )
+        return _run_snapshot(answer)
+
+    def environments(self) -> list[EnvironmentSnapshot]:
+        # testsigma.md: environments.
+        answer = self.http.json("GET", self._path("/environments"))
+        if isinstance(answer, dict) and isinstance(answer.get("content"), list):
+            answer = answer["content"]  # a Spring page, should the account answer one
+        expect(answer, list, "environments")
+        return [_environment(item) for item in answer]
+
+    def junit(self, run_id: str) -> str:
+        """The run's JUnit XML report."""
+        # testsigma.md: JUnit report.
+        response = self.http.request("GET", self._path(f"/reports/junit/{_segment(run_id)}"))
+        return response.text
+
+    # Reruns ----------------------------------------------------------------------------------
+
+    def _rerun_call(
+        self,
+        run_id: str,
+        schedule_id: str,
+        re_run_type: str,
+        cases: tuple[CaseTarget, ...],
+    ) -> PlannedCall:
+        body = {
+            "executionId": _vendor_id(schedule_id),
+            "executionResultId": _vendor_id(run_id),
+            "isReRun": True,
+            "reRunType": re_run_type,
+            "testCaseResultRequests": [_case_request(case) for case in cases],
+        }
+        return PlannedCall(method="POST", path=self._path("/execution_results"), body=body)
+
+    def _send(self, run_id: str, planned: PlannedCall) -> CallResult:
+        # testsigma.md: rerun.
+        response = self.http.request(
+            planned.method, planned.path, params=planned.params or None, json_body=planned.body
+        )
+        return CallResult(target=f"execution result {run_id}", run_id=_run_id(parse_json(response)))
+
+
+# Parsing at the boundary ---------------------------------------------------------------------
+
+
+def _vendor_id(value: str | int) -> int | str:
+    """Testsigma ids are numbers (Longs): send them as numbers when they are."""
+    text = str(value).strip()
+    return int(text) if text.isdigit() else text
+
+
+def _segment(value: str | int) -> str:
+    """An id as one path segment, whatever it holds."""
+    return quote(str(value).strip(), safe="")
+
+
+def _case_request(case: CaseTarget) -> dict[str, Any]:
+    request: dict[str, Any] = {"id": _vendor_id(case.result_id)}
+    if case.is_data_driven:
+        if case.iteration_ids:
+            request["iterationReRunType"] = "USER_PICKED"
+            request["iterationResultIds"] = [_vendor_id(i) for i in case.iteration_ids]
+        else:
+            request["iterationReRunType"] = "ALL"
+    return request
+
+
+def _text_id(value: Any, what: str, *, required: bool = True) -> str:
+    if value is None and not required:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | str) or str(value) == "":
+        raise ProtocolError(f"{what}: expected an id, got {value!r:.120}")
+    return str(value)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ProtocolError(f"expected text, got {value!r:.120}")
+
+
+def _moment(value: Any, what: str) -> datetime | None:
+    """v1 times are epoch milliseconds; ISO strings are read too."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise ProtocolError(f"{what}: {value!r} is not a time") from exc
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ProtocolError(f"{what}: {value!r} is not a time") from exc
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    raise ProtocolError(f"{what}: {value!r:.120} is not a time")
+
+
+def _duration(value: Any) -> timedelta | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return timedelta(milliseconds=value)
+    return None
+
+
+def _run_id(answer: Any) -> str:
+    expect(answer, dict, "execution result")
+    return _text_id(answer.get("id"), "execution result id")
+
+
+def _run_snapshot(answer: Any) -> RunSnapshot:
+    expect(answer, dict, "execution result")
+    run_id = _text_id(answer.get("id"), "execution result id")
+    execution = answer.get("execution")
+    if execution is not None:
+        expect(execution, dict, "execution")
+    execution = execution or {}
+    plan_id = _text_id(
+        answer.get("executionId", execution.get("id")), f"execution result {run_id} executionId"
+    )
+    status, result = answer.get("status"), answer.get("result")
+    if not isinstance(status, str | None) or not isinstance(result, str | None):
+        raise ProtocolError(f"execution result {run_id}: status {status!r}, result {result!r}")
+    parent = _text_id(answer.get("reRunParentId"), "reRunParentId", required=False)
+    if parent:
+        trigger = "rerun"
+    elif answer.get("triggeredType") == "SCHEDULED" or answer.get("scheduledId") is not None:
+        trigger = "scheduled"
+    else:
+        trigger = "manual"  # API or MANUAL: somebody asked for it
+    runtime_data = answer.get("runtimeData")
+    return RunSnapshot(
+        external_id=run_id,
+        schedule_id=plan_id,
+        schedule_title=_text(execution.get("name")) or f"Test plan {plan_id}",
+        status=testsigma_run_status(status, result),
+        vendor_status=testsigma_vendor_word(status, result),
+        started_at=_moment(answer.get("startTime"), "startTime"),
+        finished_at=_moment(answer.get("endTime"), "endTime"),
+        duration=_duration(answer.get("duration")),
+        trigger=trigger,
+        triggered_by=_text(answer.get("executedBy")),
+        variables=dict(runtime_data) if isinstance(runtime_data, dict) else {},
+        build=_text(answer.get("buildNo")),
+        environment=_text(answer.get("environmentId")),
+        message=_text(answer.get("message")),
+        parent_external_id=parent,
+        latest_sibling_id=_text_id(execution.get("lastRunId"), "lastRunId", required=False),
+    )
+
+
+def _result_snapshot(item: Any, seq: int) -> ResultSnapshot:
+    expect(item, dict, "test case result")
+    result_id = _text_id(item.get("testCaseResultId"), "testCaseResultId")
+    status, result = item.get("status"), item.get("result")
+    if not isinstance(status, str | None) or not isinstance(result, str | None):
+        raise ProtocolError(f"test case result {result_id}: status {status!r}, result {result!r}")
+    if status and (result or "QUEUED") == "QUEUED":
+        # Not finished yet: the phase tells queued from running.
+        normalized, vendor = (
+            testsigma_run_status(status, result),
+            testsigma_vendor_word(status, result),
+        )
+    elif status:
+        normalized, vendor = testsigma_result_status(result), testsigma_vendor_word(status, result)
+    else:
+        normalized, vendor = testsigma_result_status(result), result or ""
+    iterations = item.get("iterationResults") or []
+    expect(iterations, list, f"test case result {result_id} iterationResults")
+    return ResultSnapshot(
+        external_id=result_id,
+        case_key=_text_id(item.get("testCaseId"), f"test case result {result_id} testCaseId"),
+        case_title=_text(item.get("testCaseName")),
+        status=normalized,
+        vendor_status=vendor,
+        suite=_text(item.get("testSuiteName")),
+        agent_id=_text(item.get("machineId")),
+        agent_title=_text(item.get("machineTitle")),
+        started_at=_moment(item.get("startTime"), "startTime"),
+        finished_at=_moment(item.get("endTime"), "endTime"),
+        duration=_duration(item.get("duration")),
+        message=_text(item.get("message")),
+        seq=seq,
+        is_data_driven=bool(item.get("isDataDrivenCase")) or bool(iterations),
+        iterations=tuple(_iteration(entry, result_id) for entry in iterations),
+    )
+
+
+def _iteration(entry: Any, result_id: str) -> IterationSnapshot:
+    expect(entry, dict, f"test case result {result_id} iteration")
+    result = entry.get("result")
+    if not isinstance(result, str | None):
+        raise ProtocolError(f"iteration of {result_id}: result {result!r}")
+    return IterationSnapshot(
+        external_id=_text_id(entry.get("iterationResultId"), "iterationResultId"),
+        title=_text(entry.get("setName")),
+        status=testsigma_result_status(result),
+        vendor_status=result or "",
+    )
+
+
+def _environment(item: Any) -> EnvironmentSnapshot:
+    expect(item, dict, "environment")
+    variables: dict[str, str] = {}
+    encrypted: set[str] = set()
+    entries = item.get("variables") or []
+    expect(entries, list, "environment variables")
+    for entry in entries:
+        expect(entry, dict, "environment variable")
+        key = _text(entry.get("key"))
+        variables[key] = _text(entry.get("value"))
+        if entry.get("isEncrypted"):
+            encrypted.add(key)
+    return EnvironmentSnapshot(
+        external_id=_text_id(item.get("id"), "environment id"),
+        name=_text(item.get("name")),
+        description=_text(item.get("description")),
+        variables=variables,
+        encrypted=frozenset(encrypted),
+    )
