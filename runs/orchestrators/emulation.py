@@ -201,6 +201,7 @@ class EmulatorApp:
     """
 
     kind = "emulator"
+    served_at = ""  # the loopback URL once a ServedEmulator serves this app
 
     def __init__(
         self,
@@ -455,6 +456,8 @@ class ServedEmulator:
             host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler
         )
         self.host, self.port = self.server.server_address[:2]
+        # So an app's banner() can print the full base URL its clients use.
+        app.served_at = self.base_url
         self.thread = threading.Thread(
             target=self.server.serve_forever, daemon=True, name=f"emulator-{app.kind}"
         )

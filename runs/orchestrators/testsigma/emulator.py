@@ -1106,7 +1106,7 @@ class TestsigmaEmulator(EmulatorApp):
         }
 
     def banner(self) -> list[str]:
-        base = getattr(self, "served_at", "") or "http://127.0.0.1:<port>"
+        base = self.served_at or "http://127.0.0.1:<port>"
         lines = [
             f"Client base URL: {base}{PREFIX}"
             + (" (Authorization: Bearer <credential>)" if self.credential else ""),
