@@ -1,0 +1,1 @@
+"""Conductor (conductor-oss and Orkes): the client and a faithful local emulator."""
