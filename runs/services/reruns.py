@@ -21,6 +21,7 @@ from django.utils import timezone
 from runs.models import (
     Agent,
     ExecutionResult,
+    Orchestrator,
     OrchestratorKind,
     RerunRequest,
     RerunScope,
@@ -31,6 +32,7 @@ from runs.models import (
 )
 from runs.orchestrators.base import (
     CallResult,
+    Capabilities,
     CaseTarget,
     OrchestratorClient,
     OrchestratorError,
@@ -41,12 +43,20 @@ from runs.orchestrators.base import (
     StepTarget,
     Unavailable,
 )
+from runs.orchestrators.registry import client_class
 from runs.services.sync import orchestrator_client, run_refresh
 from runs.status import FAILURES
 
 logger = logging.getLogger(__name__)
 
 PERMISSION = "runs.add_rerunrequest"
+
+__all__ = ["Scope", "rerun_capabilities", "rerun_plan", "rerun_start"]
+
+
+def rerun_capabilities(orchestrator: Orchestrator) -> Capabilities:
+    """What this orchestrator's reruns can do: the forms show only this."""
+    return client_class(orchestrator.kind).capabilities
 
 
 class RerunInvalid(Exception):

@@ -1,0 +1,263 @@
+"""The rerun and run-now forms: they validate input; the rerun service validates the rest."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from django import forms
+from django.http import QueryDict
+
+from runs.models import ExecutionResult, OrchestratorKind, Run, Schedule
+from runs.services.reruns import RerunInput, Scope, rerun_capabilities
+from runs.status import FAILURES
+
+SCOPE_LABELS = {
+    Scope.FAILED: "Failed only",
+    Scope.ALL: "All cases",
+    Scope.PICKED: "Picked cases",
+    Scope.FROM_TASK: "From a picked task",
+}
+EMPTY_VARIABLE_ROWS = 2
+
+
+def variable_rows(data: QueryDict | None, initial: dict[str, Any]) -> list[tuple[str, str]]:
+    """The variables editor's rows: submitted ones, else the prefilled ones, plus blank rows."""
+    if data is not None:
+        rows = list(zip(data.getlist("var_name"), data.getlist("var_value"), strict=False))
+    else:
+        rows = [(str(k), "" if v is None else str(v)) for k, v in initial.items()]
+    rows = [(name, value) for name, value in rows if name.strip() or value.strip()]
+    return rows + [("", "")] * EMPTY_VARIABLE_ROWS
+
+
+def parse_variables(data: QueryDict) -> tuple[dict[str, str], str]:
+    """Variables from the editor's rows; a row with a value but no name, or a name twice, is an error."""
+    variables: dict[str, str] = {}
+    for name, value in zip(data.getlist("var_name"), data.getlist("var_value"), strict=False):
+        name = name.strip()
+        if not name:
+            if value.strip():
+                return variables, f"The value “{value}” has no variable name."
+            continue
+        if name in variables:
+            return variables, f"The variable “{name}” is given twice."
+        variables[name] = value
+    return variables, ""
+
+
+class JSONObjectField(forms.CharField):
+    """A JSON object typed into a textarea."""
+
+    widget = forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "code"})
+
+    def to_python(self, value: Any) -> dict[str, Any] | None:
+        value = super().to_python(value)
+        if not value or not value.strip():
+            return None
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise forms.ValidationError(f"This is not valid JSON: {exc}.") from exc
+        if not isinstance(parsed, dict):
+            raise forms.ValidationError('Give a JSON object, like {"key": "value"}.')
+        return parsed
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return json.dumps(value, indent=2, sort_keys=True)
+        return value
+
+
+class RerunForm(forms.Form):
+    """Rerun a run: only the options its orchestrator supports are fields."""
+
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
+    scope = forms.ChoiceField(widget=forms.RadioSelect, label="What to rerun")
+    agents = forms.ModelMultipleChoiceField(
+        queryset=None, required=False, widget=forms.CheckboxSelectMultiple, label="Agents"
+    )
+    cases = forms.TypedMultipleChoiceField(
+        coerce=int, required=False, widget=forms.CheckboxSelectMultiple, label="Cases"
+    )
+    iterations = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Iterations"
+    )
+    only_failed_iterations = forms.BooleanField(
+        required=False, label="Only the failed iterations of data-driven cases"
+    )
+    workflow_input = JSONObjectField(required=False, label="Workflow input (JSON)")
+    correlation_id = forms.CharField(required=False, max_length=300, label="Correlation id")
+    task_input = JSONObjectField(required=False, label="Task input (JSON)")
+
+    def __init__(self, *args: Any, run: Run, results: list[ExecutionResult], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.run = run
+        self.results = results
+        self.capabilities = caps = rerun_capabilities(run.orchestrator)
+        kind = run.orchestrator.kind
+        failures = [r for r in results if r.status in FAILURES]
+        self.has_failures = bool(failures)
+
+        self.fields["scope"].choices = [
+            (scope.value, SCOPE_LABELS[scope]) for scope in SCOPE_LABELS if scope in caps.scopes
+        ]
+        self.fields["scope"].initial = (
+            Scope.FAILED if failures and Scope.FAILED in caps.scopes else Scope.ALL
+        )
+        self.fields["idempotency_key"].initial = uuid.uuid4().hex
+        case_label = "Task to rerun from" if kind == OrchestratorKind.CONDUCTOR else "Cases"
+        self.fields["cases"].label = case_label
+        self.fields["cases"].choices = [(r.pk, _result_label(r)) for r in results]
+        if kind == OrchestratorKind.CONDUCTOR:
+            self.fields["cases"].widget = forms.RadioSelect()
+            self.fields["cases"].widget.choices = self.fields["cases"].choices
+            first = failures[-1] if failures else (results[-1] if results else None)
+            self.fields["cases"].initial = [first.pk] if first else []
+            self.fields["task_input"].initial = first.input if first else None
+            self.fields["workflow_input"].initial = run.variables or {}
+            self.fields["correlation_id"].initial = run.correlation_id
+        if caps.agent_picker:
+            self.fields["agents"].queryset = run.orchestrator.agents.all()
+            used = {r.agent_id for r in results if r.agent_id}
+            self.fields["agents"].initial = sorted(used)
+            self.fields["agents"].help_text = "The agents this run used are preselected."
+        else:
+            del self.fields["agents"]
+        if caps.iterations:
+            self.fields["iterations"].choices = [
+                (
+                    f"{r.pk}:{it.get('id')}",
+                    f"{_result_label(r)} · {it.get('name') or it.get('id')} ({it.get('status')})",
+                )
+                for r in results
+                if r.is_data_driven
+                for it in r.iterations
+            ]
+            self.fields["only_failed_iterations"].initial = bool(failures) and all(
+                r.is_data_driven for r in failures
+            )
+            if not self.fields["iterations"].choices:
+                del self.fields["iterations"], self.fields["only_failed_iterations"]
+        else:
+            del self.fields["iterations"], self.fields["only_failed_iterations"]
+        if not caps.workflow_input:
+            del self.fields["workflow_input"], self.fields["correlation_id"]
+        if not caps.task_input:
+            del self.fields["task_input"]
+        self.variables_error = ""
+        self.variable_rows = (
+            variable_rows(self.data if self.is_bound else None, _initial_variables(run))
+            if caps.variables
+            else []
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.capabilities.variables and self.is_bound:
+            cleaned["variables"], self.variables_error = parse_variables(self.data)
+            if self.variables_error:
+                self.add_error(None, self.variables_error)
+        return cleaned
+
+    def rerun_input(self) -> RerunInput:
+        data = self.cleaned_data
+        iterations: dict[int, list[str]] = {}
+        for value in data.get("iterations") or []:
+            pk, _, iteration = value.partition(":")
+            iterations.setdefault(int(pk), []).append(iteration)
+        cases = tuple(data.get("cases") or ())
+        # Picking iterations picks their case.
+        cases += tuple(pk for pk in iterations if pk not in cases)
+        return RerunInput(
+            scope=data["scope"],
+            result_ids=cases,
+            agent_ids=tuple(agent.pk for agent in data.get("agents") or ()),
+            iterations={pk: tuple(ids) for pk, ids in iterations.items()},
+            only_failed_iterations=bool(data.get("only_failed_iterations")),
+            variables=data.get("variables") or {},
+            workflow_input=data.get("workflow_input") if data["scope"] == Scope.ALL else None,
+            correlation_id=(data.get("correlation_id") or None)
+            if data["scope"] == Scope.ALL
+            else None,
+            task_input=data.get("task_input")
+            if data["scope"] in (Scope.FROM_TASK, Scope.PICKED)
+            else None,
+        )
+
+
+class RunNowForm(forms.Form):
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
+    build = forms.CharField(required=False, max_length=200, label="Build number")
+    environment = forms.CharField(required=False, max_length=200, label="Environment id")
+    workflow_input = JSONObjectField(required=False, label="Workflow input (JSON)")
+
+    def __init__(self, *args: Any, schedule: Schedule, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.schedule = schedule
+        self.capabilities = caps = rerun_capabilities(schedule.orchestrator)
+        kind = schedule.orchestrator.kind
+        self.fields["idempotency_key"].initial = uuid.uuid4().hex
+        if not caps.build_and_environment:
+            del self.fields["build"], self.fields["environment"]
+        if kind != OrchestratorKind.CONDUCTOR:
+            del self.fields["workflow_input"]
+        else:
+            latest = schedule.runs.order_by("-started_at").first()
+            self.fields["workflow_input"].initial = latest.variables if latest else {}
+        # Leapwork variables, Testsigma runtimeData: the key/value editor.
+        self.uses_variable_rows = caps.run_now_variables and kind != OrchestratorKind.CONDUCTOR
+        self.variables_error = ""
+        self.variable_rows = (
+            variable_rows(self.data if self.is_bound else None, _schedule_variables(schedule))
+            if self.uses_variable_rows
+            else []
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.uses_variable_rows and self.is_bound:
+            cleaned["variables"], self.variables_error = parse_variables(self.data)
+            if self.variables_error:
+                self.add_error(None, self.variables_error)
+        return cleaned
+
+    def rerun_input(self) -> RerunInput:
+        data = self.cleaned_data
+        variables = data.get("variables") or data.get("workflow_input") or {}
+        return RerunInput(
+            scope="run_now",
+            variables=variables,
+            build=data.get("build") or "",
+            environment=data.get("environment") or "",
+        )
+
+
+def _result_label(result: ExecutionResult) -> str:
+    title = result.test_case.title if result.test_case else result.case_key
+    agent = f" on {result.agent.title}" if result.agent else ""
+    return f"{title}{agent} ({result.status})"
+
+
+def _initial_variables(run: Run) -> dict[str, Any]:
+    """Leapwork: what Runboard sent for this run or its source, else the schedule's known names."""
+    seen = run
+    for _ in range(10):
+        if seen is None:
+            break
+        if seen.variables:
+            return dict(seen.variables)
+        seen = seen.rerun_of
+    return _schedule_variables(run.schedule) if run.schedule else {}
+
+
+def _schedule_variables(schedule: Schedule) -> dict[str, Any]:
+    """The variable names used on this schedule before (values left for the user)."""
+    latest = (
+        schedule.runs.exclude(variables={})
+        .order_by("-started_at")
+        .values_list("variables", flat=True)
+        .first()
+    )
+    return dict(latest or {})
