@@ -1,26 +1,293 @@
-"""Read-side queries for the views: every select_related / prefetch lives here."""
+"""Read-side queries for the views: every select_related / prefetch lives here.
+
+History lists paginate by key: a cursor is "<sort value>_<id>" of the last (or first) row
+shown, so a page costs the same at the end of a long history as at its start (no OFFSET).
+"""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from runs.models import ExecutionResult, Run
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+
+from runs.models import (
+    Agent,
+    ExecutionResult,
+    Orchestrator,
+    RerunRequest,
+    Run,
+    Schedule,
+    TestCase,
+)
+from runs.status import FAILURES, IN_PROGRESS, Status
+
+PAGE_SIZE = 50
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+FAILURE_VALUES = [status.value for status in FAILURES]
+IN_PROGRESS_VALUES = [status.value for status in IN_PROGRESS]
+
+
+# Keyset pagination ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """How a list is ordered: a field (then id, same direction); nulls always come last."""
+
+    field: str
+    descending: bool
+    nullable: bool = False
+
+    def encode(self, row: Any) -> str:
+        value = _lookup(row, self.field)
+        if value is None:
+            return f"n_{row.pk}"
+        if isinstance(value, datetime):
+            value = value - EPOCH
+        return f"{value // timedelta(microseconds=1)}_{row.pk}"
+
+    def decode(self, cursor: str) -> tuple[Any, int] | None:
+        """(value, id) from a cursor, or None when it is not one of ours."""
+        raw_value, _, raw_pk = (cursor or "").partition("_")
+        try:
+            pk = int(raw_pk)
+            if raw_value == "n" and self.nullable:
+                return None, pk
+            micro = timedelta(microseconds=int(raw_value))
+        except (ValueError, OverflowError):
+            return None
+        if self.field.endswith("started_at"):
+            try:
+                return EPOCH + micro, pk
+            except OverflowError:
+                return None
+        return micro, pk
+
+    def ordering(self, *, reverse: bool = False) -> list[Any]:
+        descending = self.descending != reverse
+        nulls: dict[str, bool] = {}
+        if self.nullable:
+            # Nulls last in page order, hence first when walking backwards.
+            nulls = {"nulls_first": True} if reverse else {"nulls_last": True}
+        key = F(self.field).desc(**nulls) if descending else F(self.field).asc(**nulls)
+        return [key, "-id" if descending else "id"]
+
+    def beyond(self, value: Any, pk: int, *, forward: bool) -> Q:
+        """Rows after (value, pk) in page order, or before it when not forward."""
+        f = self.field
+        ahead = "lt" if self.descending == forward else "gt"
+        if value is None:
+            # Nulls sit at the end: after a null only nulls follow; before it, every value.
+            same = Q(**{f"{f}__isnull": True, f"id__{ahead}": pk})
+            return same if forward else Q(**{f"{f}__isnull": False}) | same
+        narrowed = Q(**{f"{f}__{ahead}e": value}) & (
+            Q(**{f"{f}__{ahead}": value}) | Q(**{f"id__{ahead}": pk})
+        )
+        if forward and self.nullable:
+            return narrowed | Q(**{f"{f}__isnull": True})
+        return narrowed
+
+
+def _lookup(row: Any, path: str) -> Any:
+    for part in path.split("__"):
+        row = getattr(row, part)
+    return row
+
+
+@dataclass
+class Page[T]:
+    items: list[T]
+    next_cursor: str | None = None
+    prev_cursor: str | None = None
+
+    @property
+    def has_other_pages(self) -> bool:
+        return bool(self.next_cursor or self.prev_cursor)
+
+
+def keyset_page(
+    queryset: QuerySet,
+    *,
+    key: SortKey,
+    after: str = "",
+    before: str = "",
+    size: int = PAGE_SIZE,
+) -> Page:
+    """One page of `queryset` in `key` order, `size` rows after or before a cursor."""
+    backwards = bool(before) and not after
+    cursor = key.decode(before if backwards else after) if (after or before) else None
+    if cursor is not None:
+        queryset = queryset.filter(key.beyond(*cursor, forward=not backwards))
+    rows = list(queryset.order_by(*key.ordering(reverse=backwards))[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    if backwards:
+        rows.reverse()
+    page = Page(items=rows)
+    if rows:
+        first, last = key.encode(rows[0]), key.encode(rows[-1])
+        if backwards:
+            page.prev_cursor = first if more else None
+            page.next_cursor = last
+        else:
+            page.next_cursor = last if more else None
+            page.prev_cursor = first if cursor is not None else None
+    return page
+
+
+# Runs -------------------------------------------------------------------------------------
+
+RUN_SORT_KEYS = {
+    "-started": SortKey("started_at", descending=True),
+    "started": SortKey("started_at", descending=False),
+    "-duration": SortKey("duration", descending=True, nullable=True),
+    "duration": SortKey("duration", descending=False, nullable=True),
+}
+
+
+def _runs() -> QuerySet[Run]:
+    return Run.objects.select_related("orchestrator", "schedule")
+
+
+def run_filter(queryset: QuerySet[Run], *, filters: dict[str, Any]) -> QuerySet[Run]:
+    """Apply the run history filters (RunFilterForm.filters()) to a Run queryset."""
+    if orchestrator := filters.get("orchestrator"):
+        queryset = queryset.filter(orchestrator=orchestrator)
+    if schedule := filters.get("schedule"):
+        queryset = queryset.filter(schedule=schedule)
+    if status := filters.get("status"):
+        if status == "failures":
+            queryset = queryset.filter(status__in=FAILURE_VALUES)
+        else:
+            queryset = queryset.filter(status=status)
+    if agent := filters.get("agent"):
+        on_agent = ExecutionResult.objects.filter(run=OuterRef("pk"), agent=agent)
+        queryset = queryset.filter(Exists(on_agent))
+    if trigger := filters.get("trigger"):
+        queryset = queryset.filter(trigger=trigger)
+    if build := filters.get("build"):
+        queryset = queryset.filter(build__icontains=build)
+    if date_from := filters.get("date_from"):
+        queryset = queryset.filter(started_at__gte=_day_start(date_from))
+    if date_to := filters.get("date_to"):
+        queryset = queryset.filter(started_at__lt=_day_start(date_to) + timedelta(days=1))
+    if text := filters.get("q"):
+        queryset = queryset.filter(
+            Q(schedule__title__icontains=text)
+            | Q(external_id__icontains=text)
+            | Q(build__icontains=text)
+        )
+    return queryset
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def run_history(
+    *,
+    filters: dict[str, Any] | None = None,
+    sort: str = "-started",
+    after: str = "",
+    before: str = "",
+    size: int = PAGE_SIZE,
+) -> Page[Run]:
+    """Every run across orchestrators, filtered, sorted and paginated by key."""
+    key = RUN_SORT_KEYS.get(sort, RUN_SORT_KEYS["-started"])
+    queryset = run_filter(_runs(), filters=filters or {})
+    return keyset_page(queryset, key=key, after=after, before=before, size=size)
 
 
 def run_list_recent(*, limit: int = 50) -> QuerySet[Run]:
-    return Run.objects.select_related("orchestrator", "schedule").order_by("-started_at", "-id")[
-        :limit
-    ]
+    return _runs().order_by("-started_at", "-id")[:limit]
+
+
+def run_list_in_progress(*, limit: int = 50) -> list[Run]:
+    return list(
+        _runs().filter(status__in=IN_PROGRESS_VALUES).order_by("-started_at", "-id")[:limit]
+    )
 
 
 def run_get(*, pk: int) -> Run:
     return Run.objects.select_related(
-        "orchestrator", "schedule", "rerun_of", "rerun_request", "triggered_by"
+        "orchestrator",
+        "schedule",
+        "rerun_of",
+        "rerun_of__schedule",
+        "rerun_request",
+        "triggered_by",
     ).get(pk=pk)
 
 
-def run_results(*, run: Run) -> QuerySet[ExecutionResult]:
-    return run.results.select_related("test_case", "agent").order_by("seq", "id")
+def run_get_for_poll(*, pk: int) -> Run:
+    """The run a polling fragment shows: what its summary and row need."""
+    return Run.objects.select_related("orchestrator", "schedule", "triggered_by").get(pk=pk)
+
+
+def run_results(*, run: Run, filters: dict[str, Any] | None = None) -> list[ExecutionResult]:
+    """The run's results, failed and errored first, then in the orchestrator's order."""
+    filters = filters or {}
+    queryset = run.results.select_related("test_case", "agent")
+    if status := filters.get("status"):
+        if status == "failures":
+            queryset = queryset.filter(status__in=FAILURE_VALUES)
+        else:
+            queryset = queryset.filter(status=status)
+    if agent := filters.get("agent"):
+        queryset = queryset.filter(agent_id=agent)
+    failed_first = Case(
+        When(status__in=FAILURE_VALUES, then=Value(0)),
+        When(status__in=IN_PROGRESS_VALUES, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    return list(queryset.order_by(failed_first, "seq", "id"))
+
+
+def run_agents(*, run: Run) -> list[Agent]:
+    """The agents (workers, machines) the run's results ran on."""
+    used = ExecutionResult.objects.filter(run=run, agent=OuterRef("pk"))
+    return list(Agent.objects.filter(Exists(used)).order_by("title", "id"))
+
+
+@dataclass
+class Lineage:
+    source: Run | None
+    reruns: list[Run] = field(default_factory=list)
+    attempts: list[Run] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.source or self.reruns or self.attempts)
+
+
+def run_lineage(*, run: Run) -> Lineage:
+    """The run it reruns, the runs that rerun it, and the other attempts of its vendor run."""
+    reruns = list(_runs().filter(rerun_of=run).order_by("started_at", "id")[:PAGE_SIZE])
+    attempts = list(
+        _runs()
+        .filter(orchestrator_id=run.orchestrator_id, external_id=run.external_id)
+        .exclude(pk=run.pk)
+        .order_by("attempt")[:PAGE_SIZE]
+    )
+    return Lineage(source=run.rerun_of, reruns=reruns, attempts=attempts)
 
 
 def run_find_by_external_id(*, orchestrator: str, external_id: str) -> Run | None:
@@ -29,4 +296,227 @@ def run_find_by_external_id(*, orchestrator: str, external_id: str) -> Run | Non
         Run.objects.filter(orchestrator__name=orchestrator, external_id=external_id)
         .order_by("-attempt")
         .first()
+    )
+
+
+# Overview ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Overview:
+    failing_schedules: list[Schedule]
+    in_progress: list[Run]
+    rerun_requests: list[RerunRequest]
+    broken_orchestrators: list[Orchestrator]
+
+
+def schedule_list_failing(*, limit: int = 50) -> list[Schedule]:
+    """Schedules whose latest run failed or errored, with that run's id and status annotated."""
+    latest = Run.objects.filter(schedule=OuterRef("pk")).order_by("-started_at", "-id")
+    return list(
+        Schedule.objects.filter(vanished_at__isnull=True, is_temporary=False)
+        .select_related("orchestrator")
+        .annotate(
+            latest_status=Subquery(latest.values("status")[:1]),
+            latest_run_id=Subquery(latest.values("pk")[:1]),
+            latest_started_at=Subquery(latest.values("started_at")[:1]),
+        )
+        .filter(latest_status__in=FAILURE_VALUES)
+        .order_by("-latest_started_at", "id")[:limit]
+    )
+
+
+def rerun_request_list_recent(*, limit: int = 10) -> list[RerunRequest]:
+    return list(
+        RerunRequest.objects.select_related(
+            "orchestrator", "requested_by", "source_run", "source_run__schedule", "schedule"
+        )
+        .prefetch_related(Prefetch("runs", queryset=Run.objects.order_by("started_at", "id")))
+        .order_by("-requested_at", "-id")[:limit]
+    )
+
+
+def orchestrator_list_broken() -> list[Orchestrator]:
+    return list(Orchestrator.objects.exclude(last_sync_error="").order_by("name"))
+
+
+def overview_get() -> Overview:
+    return Overview(
+        failing_schedules=schedule_list_failing(),
+        in_progress=run_list_in_progress(),
+        rerun_requests=rerun_request_list_recent(),
+        broken_orchestrators=orchestrator_list_broken(),
+    )
+
+
+# Test cases -------------------------------------------------------------------------------
+
+RESULT_KEY = SortKey("run__started_at", descending=True)
+STRIP_SIZE = 30
+
+
+def test_case_get(*, pk: int) -> TestCase:
+    return TestCase.objects.select_related("orchestrator").get(pk=pk)
+
+
+def _case_results(test_case: TestCase) -> QuerySet[ExecutionResult]:
+    return ExecutionResult.objects.filter(test_case=test_case).select_related(
+        "run", "run__schedule", "agent"
+    )
+
+
+def test_case_history(
+    *, test_case: TestCase, after: str = "", before: str = "", from_run: int | None = None
+) -> Page[ExecutionResult]:
+    """The case's results, newest run first, by key; `from_run` opens the page holding that
+    run's result with the runs after it above."""
+    if from_run and not (after or before):
+        anchor = _case_results(test_case).filter(run_id=from_run).order_by("-id").only("id").first()
+        if anchor is not None:
+            # A cursor just past the anchor, so the page includes it: ids are integers.
+            anchor_started = Run.objects.filter(pk=from_run).values_list("started_at", flat=True)
+            started = anchor_started[0]
+            before = f"{(started - EPOCH) // timedelta(microseconds=1)}_{anchor.pk - 1}"
+    return keyset_page(_case_results(test_case), key=RESULT_KEY, after=after, before=before)
+
+
+def test_case_strip(*, test_case: TestCase, size: int = STRIP_SIZE) -> list[ExecutionResult]:
+    """The newest `size` results, oldest first (left to right)."""
+    rows = list(
+        ExecutionResult.objects.filter(test_case=test_case)
+        .select_related("run")
+        .order_by("-run__started_at", "-id")[:size]
+    )
+    rows.reverse()
+    return rows
+
+
+@dataclass(frozen=True)
+class Flakiness:
+    runs: int
+    flaky: int
+    failed: int
+
+    @property
+    def share(self) -> float:
+        return self.flaky / self.runs if self.runs else 0.0
+
+
+def test_case_flakiness(*, test_case: TestCase) -> Flakiness:
+    """Share of the case's runs where it failed, then passed on a rerun or a later attempt
+    (up to three links down the rerun_of chain)."""
+    passed_later = Q()
+    for depth in range(1, 4):
+        link = "__".join(["rerun_of"] * depth)
+        passed_later |= Q(
+            Exists(
+                ExecutionResult.objects.filter(
+                    test_case=test_case,
+                    status=Status.PASSED,
+                    **{f"run__{link}": OuterRef("run_id")},
+                )
+            )
+        )
+    counts = ExecutionResult.objects.filter(test_case=test_case).aggregate(
+        runs=Count("run", distinct=True),
+        failed=Count("run", distinct=True, filter=Q(status__in=FAILURE_VALUES)),
+        flaky=Count("run", distinct=True, filter=Q(status__in=FAILURE_VALUES) & passed_later),
+    )
+    return Flakiness(runs=counts["runs"], flaky=counts["flaky"], failed=counts["failed"])
+
+
+def test_case_agent_failure_rates(*, test_case: TestCase) -> list[dict[str, Any]]:
+    """Per agent: results, failures, and the failure rate; results without an agent last."""
+    rows = (
+        ExecutionResult.objects.filter(test_case=test_case)
+        .values("agent_id", "agent__title")
+        .annotate(total=Count("id"), failed=Count("id", filter=Q(status__in=FAILURE_VALUES)))
+        .order_by("agent__title", "agent_id")
+    )
+    rates = [{**row, "rate": row["failed"] / row["total"] if row["total"] else 0} for row in rows]
+    rates.sort(key=lambda row: (row["agent_id"] is None, -row["rate"], row["agent__title"] or ""))
+    return rates
+
+
+# Schedules --------------------------------------------------------------------------------
+
+TREND_SIZE = 30
+
+
+def schedule_get(*, pk: int) -> Schedule:
+    return Schedule.objects.select_related("orchestrator").get(pk=pk)
+
+
+def schedule_runs(*, schedule: Schedule, after: str = "", before: str = "") -> Page[Run]:
+    return keyset_page(
+        _runs().filter(schedule=schedule),
+        key=RUN_SORT_KEYS["-started"],
+        after=after,
+        before=before,
+    )
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    run_id: int
+    started_at: datetime
+    status: str
+    passed: int
+    total: int
+
+    @property
+    def rate(self) -> float:
+        return self.passed / self.total if self.total else 0.0
+
+
+def schedule_trend(*, schedule: Schedule, size: int = TREND_SIZE) -> list[TrendPoint]:
+    """Pass rate of the newest `size` finished runs, oldest first."""
+    rows = (
+        Run.objects.filter(schedule=schedule)
+        .exclude(status__in=IN_PROGRESS_VALUES)
+        .order_by("-started_at", "-id")
+        .values_list("pk", "started_at", "status", "passed_count", "total_count")[:size]
+    )
+    return [TrendPoint(*row) for row in reversed(rows)]
+
+
+# Agents and orchestrators -----------------------------------------------------------------
+
+
+def agent_list_with_counts() -> list[Agent]:
+    """Every agent with its results, failures, distinct runs, and the last time it ran one."""
+    return list(
+        Agent.objects.select_related("orchestrator")
+        .annotate(
+            result_count=Count("results"),
+            failed_count=Count("results", filter=Q(results__status__in=FAILURE_VALUES)),
+            run_count=Count("results__run", distinct=True),
+            last_seen_at=Max("results__started_at"),
+        )
+        .order_by("orchestrator__name", "title", "id")
+    )
+
+
+def _count_of(model: type, **match: Any) -> Subquery:
+    counted = (
+        model.objects.filter(**match).order_by().values(*match).annotate(n=Count("pk")).values("n")
+    )
+    return Coalesce(Subquery(counted), Value(0))
+
+
+def orchestrator_list_with_counts() -> list[Orchestrator]:
+    """Every orchestrator with its counts of runs, schedules, agents and running runs."""
+    running = Run.objects.filter(orchestrator=OuterRef("pk"), status__in=IN_PROGRESS_VALUES)
+    return list(
+        Orchestrator.objects.annotate(
+            run_count=_count_of(Run, orchestrator=OuterRef("pk")),
+            schedule_count=_count_of(Schedule, orchestrator=OuterRef("pk")),
+            agent_count=_count_of(Agent, orchestrator=OuterRef("pk")),
+            has_running=Exists(running),
+            last_run_at=Subquery(
+                Run.objects.filter(orchestrator=OuterRef("pk"))
+                .order_by("-started_at", "-id")
+                .values("started_at")[:1]
+            ),
+        ).order_by("name")
     )

@@ -1,0 +1,83 @@
+"""The forms that read page filters from the query string (GET only; they never write)."""
+
+from __future__ import annotations
+
+from django import forms
+
+from runs.models import Agent, Orchestrator, Schedule, Trigger
+from runs.status import Status
+
+RUN_SORTS = [
+    ("-started", "Newest first"),
+    ("started", "Oldest first"),
+    ("-duration", "Longest first"),
+    ("duration", "Shortest first"),
+]
+FAILURES_CHOICE = "failures"
+
+
+class RunFilterForm(forms.Form):
+    """Run history filters; every field is optional and an invalid one is simply ignored."""
+
+    q = forms.CharField(required=False, label="Search", max_length=200)
+    orchestrator = forms.ModelChoiceField(
+        queryset=Orchestrator.objects.order_by("name"),
+        required=False,
+        to_field_name="name",
+        empty_label="Any orchestrator",
+    )
+    schedule = forms.ModelChoiceField(
+        queryset=Schedule.objects.filter(is_temporary=False).order_by("title", "id"),
+        required=False,
+        empty_label="Any schedule",
+    )
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any status"), (FAILURES_CHOICE, "Failed or error"), *Status.choices()],
+    )
+    agent = forms.ModelChoiceField(
+        queryset=Agent.objects.order_by("title", "id"), required=False, empty_label="Any agent"
+    )
+    trigger = forms.ChoiceField(required=False, choices=[("", "Any trigger"), *Trigger.choices])
+    build = forms.CharField(required=False, max_length=200)
+    date_from = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    sort = forms.ChoiceField(required=False, choices=RUN_SORTS)
+
+    def filters(self) -> dict:
+        """The valid, non-empty filters (call after is_valid())."""
+        cleaned = getattr(self, "cleaned_data", {})
+        return {
+            name: value
+            for name, value in cleaned.items()
+            if name != "sort" and value not in (None, "")
+        }
+
+    @property
+    def sort_key(self) -> str:
+        cleaned = getattr(self, "cleaned_data", {})
+        return cleaned.get("sort") or "-started"
+
+
+class ResultFilterForm(forms.Form):
+    """Results of one run: by status and agent (agents of that run only)."""
+
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any status"), (FAILURES_CHOICE, "Failed or error"), *Status.choices()],
+    )
+    agent = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+
+    def __init__(self, *args, agents: list[Agent], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["agent"].choices = [("", "Any agent")] + [
+            (agent.pk, agent.title) for agent in agents
+        ]
+
+    def filters(self) -> dict:
+        cleaned = getattr(self, "cleaned_data", {})
+        return {name: value for name, value in cleaned.items() if value not in (None, "")}

@@ -1,0 +1,173 @@
+"""Template helpers: humanized durations, status badges, <time> tags, URLs that keep the query."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django import template
+from django.http import QueryDict
+from django.utils.html import format_html
+
+from runs.status import Status
+
+register = template.Library()
+
+# Shape or text beside the colour, so a status never depends on colour alone.
+STATUS_ICONS = {
+    Status.QUEUED: "◌",
+    Status.RUNNING: "▶",
+    Status.PASSED: "✓",
+    Status.FAILED: "✗",
+    Status.ERROR: "!",
+    Status.CANCELLED: "⊘",
+    Status.SKIPPED: "↷",
+    Status.UNKNOWN: "?",
+}
+
+# One letter each for the pass/fail strip, where a word does not fit.
+STATUS_LETTERS = {
+    Status.QUEUED: "Q",
+    Status.RUNNING: "R",
+    Status.PASSED: "P",
+    Status.FAILED: "F",
+    Status.ERROR: "E",
+    Status.CANCELLED: "C",
+    Status.SKIPPED: "S",
+    Status.UNKNOWN: "?",
+}
+
+
+def _status(value: Any) -> Status:
+    try:
+        return Status(str(value))
+    except ValueError:
+        return Status.UNKNOWN
+
+
+@register.filter
+def humanize_duration(value: timedelta | None) -> str:
+    """2 min 5 s, 1 h 3 min, 850 ms; empty when unknown."""
+    if value is None:
+        return ""
+    total_ms = int(value.total_seconds() * 1000)
+    if total_ms < 0:
+        return ""
+    if total_ms < 1000:
+        return f"{total_ms} ms"
+    seconds = total_ms // 1000
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if minutes:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    return f"{seconds} s"
+
+
+@register.filter
+def status_icon(value: Any) -> str:
+    return STATUS_ICONS[_status(value)]
+
+
+@register.filter
+def status_letter(value: Any) -> str:
+    return STATUS_LETTERS[_status(value)]
+
+
+@register.filter
+def status_label(value: Any) -> str:
+    return _status(value).label
+
+
+@register.simple_tag
+def status_badge(status: Any, vendor_status: str = "") -> str:
+    """Icon + word in the status colour; the vendor's own word on hover."""
+    normalized = _status(status)
+    title = f"{vendor_status} (vendor status)" if vendor_status else normalized.label
+    return format_html(
+        '<span class="status status-{}" title="{}"><span aria-hidden="true">{}</span> {}</span>',
+        normalized.value,
+        title,
+        STATUS_ICONS[normalized],
+        normalized.label,
+    )
+
+
+@register.simple_tag
+def utc_time(value: datetime | None, empty: str = "—") -> str:
+    """A <time> in UTC; runboard.js shows it in the viewer's zone and moves UTC to the title."""
+    if value is None:
+        return empty
+    utc = value.astimezone(UTC)
+    text = utc.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        utc.isoformat().replace("+00:00", "Z"),
+        text,
+        text,
+    )
+
+
+@register.simple_tag(takes_context=True)
+def query(context: template.Context, **changes: Any) -> str:
+    """The current query string with some parameters changed; None or "" drops one."""
+    request = context.get("request")
+    params: QueryDict = request.GET.copy() if request is not None else QueryDict(mutable=True)
+    for name, value in changes.items():
+        params.pop(name, None)
+        if value not in (None, ""):
+            params[name] = str(value)
+    encoded = params.urlencode()
+    return f"?{encoded}" if encoded else "?"
+
+
+@register.filter
+def percent(part: int | float | None, whole: int | float | None) -> int:
+    if not whole or part is None:
+        return 0
+    return round(100 * part / whole)
+
+
+TREND_WIDTH = 600
+TREND_HEIGHT = 160
+TREND_PAD = 8
+
+
+@register.inclusion_tag("runs/partials/trend.html")
+def trend_chart(trend: list[Any]) -> dict[str, Any]:
+    """Geometry of the pass-rate trend (selectors.TrendPoint list, oldest first) for an SVG."""
+    inner_w = TREND_WIDTH - 2 * TREND_PAD
+    inner_h = TREND_HEIGHT - 2 * TREND_PAD
+    step = inner_w / (len(trend) - 1) if len(trend) > 1 else 0
+    points = []
+    for index, point in enumerate(trend):
+        x = TREND_PAD + (index * step if len(trend) > 1 else inner_w / 2)
+        y = TREND_PAD + (1 - point.rate) * inner_h
+        points.append(
+            {
+                "x": round(x),
+                "y": round(y),
+                "run_id": point.run_id,
+                "status": point.status,
+                "passed": point.status == Status.PASSED,
+                "rate": round(point.rate * 100),
+                "started_at": point.started_at,
+            }
+        )
+    grid = [
+        (round(TREND_PAD + (1 - share) * inner_h), f"{round(share * 100)}%")
+        for share in (1, 0.5, 0)
+    ]
+    return {
+        "points": points,
+        "polyline": " ".join(f"{p['x']},{p['y']}" for p in points),
+        "width": TREND_WIDTH,
+        "height": TREND_HEIGHT,
+        "grid": grid,
+        "first_rate": points[0]["rate"] if points else 0,
+        "last_rate": points[-1]["rate"] if points else 0,
+    }

@@ -1,0 +1,189 @@
+"""The run page: summary, results failed-first with filters, lineage, live polling."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+
+from runs.models import Trigger
+from runs.status import Status
+from tests.factories import make_agent, make_result, make_run, make_schedule, make_test_case
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def failed_run(user):
+    schedule = make_schedule(title="Nightly regression")
+    orchestrator = schedule.orchestrator
+    agent_a = make_agent(orchestrator, title="Agent Alpha")
+    agent_b = make_agent(orchestrator, title="Agent Beta")
+    run = make_run(
+        schedule,
+        external_id="f3a9c2d1-run",
+        status=Status.FAILED,
+        vendor_status="Finished",
+        build="1.4.2",
+        environment="staging",
+        variables={"BROWSER": "firefox"},
+        trigger=Trigger.MANUAL,
+        triggered_by=user,
+        duration=timedelta(minutes=2, seconds=5),
+        total_count=3,
+        passed_count=2,
+        failed_count=1,
+    )
+    login = make_test_case(orchestrator, title="Login works")
+    checkout = make_test_case(orchestrator, title="Checkout total")
+    make_result(run, test_case=login, agent=agent_a, status=Status.PASSED, seq=1)
+    make_result(
+        run,
+        test_case=checkout,
+        agent=agent_b,
+        status=Status.FAILED,
+        seq=2,
+        message="Expected 42.00 but saw 41.99",
+        log_excerpt="Traceback: total mismatch",
+    )
+    make_result(run, case_key="search-flow", agent=agent_a, status=Status.PASSED, seq=3)
+    return run
+
+
+def test_it_shows_the_summary(viewer_client, failed_run):
+    response = viewer_client.get(reverse("runs:detail", args=[failed_run.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<title>Nightly regression · run f3a9c2d1-run" in html
+    assert "2 min 5 s" in html
+    assert "Agent Alpha, Agent Beta" in html
+    assert "1.4.2" in html and "staging" in html
+    assert "BROWSER" in html and "firefox" in html
+    assert f"Manual by {failed_run.triggered_by.username}" in html
+    assert "status-failed" in html and "✗" in html
+    assert "<progress" not in html  # only while it runs
+    assert 'hx-trigger="every 3s"' not in html  # a finished run never polls
+
+
+def test_it_lists_failures_first_with_message_and_log(viewer_client, failed_run):
+    html = viewer_client.get(reverse("runs:detail", args=[failed_run.pk])).content.decode()
+    assert html.index("Checkout total") < html.index("Login works") < html.index("search-flow")
+    assert "Expected 42.00 but saw 41.99" in html
+    assert "<details><summary>Log excerpt</summary>" in html
+    assert "Traceback: total mismatch" in html
+
+
+def test_it_filters_results_by_status_and_agent_from_the_url(viewer_client, failed_run):
+    url = reverse("runs:detail", args=[failed_run.pk])
+    html = viewer_client.get(url, {"status": "failures"}).content.decode()
+    assert "Checkout total" in html and "Login works" not in html
+    alpha = failed_run.results.get(seq=1).agent
+    html = viewer_client.get(url, {"agent": alpha.pk}).content.decode()
+    assert "Login works" in html and "Checkout total" not in html
+    assert f'<option value="{alpha.pk}" selected>' in html
+
+
+def test_it_answers_htmx_with_the_results_fragment_only(viewer_client, failed_run):
+    url = reverse("runs:detail", args=[failed_run.pk])
+    response = viewer_client.get(url, {"status": "passed"}, **HTMX)
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="run-results"')
+    assert "<html" not in html
+    assert "Login works" in html and "Checkout total" not in html
+
+
+def test_it_links_cases_to_their_history_from_this_run(viewer_client, failed_run):
+    html = viewer_client.get(reverse("runs:detail", args=[failed_run.pk])).content.decode()
+    case = failed_run.results.get(seq=2).test_case
+    assert f'href="/cases/{case.pk}/?from={failed_run.pk}"' in html
+
+
+def test_it_has_a_copy_link_that_works_without_javascript(viewer_client, failed_run):
+    html = viewer_client.get(reverse("runs:detail", args=[failed_run.pk])).content.decode()
+    permalink = f"http://testserver/runs/{failed_run.pk}/"
+    assert f'href="{permalink}" data-copy="{permalink}"' in html
+
+
+def test_it_renders_times_in_utc_for_the_script_to_localize(viewer_client, failed_run):
+    html = viewer_client.get(reverse("runs:detail", args=[failed_run.pk])).content.decode()
+    iso = failed_run.started_at.strftime("%Y-%m-%dT%H:%M:%S")
+    assert f'<time datetime="{iso}' in html
+    assert failed_run.started_at.strftime("%Y-%m-%d %H:%M:%S UTC") in html
+
+
+def test_it_shows_iterations_of_data_driven_cases(viewer_client, failed_run):
+    make_result(
+        failed_run,
+        status=Status.FAILED,
+        case_key="data-case",
+        is_data_driven=True,
+        iterations=[
+            {"id": "1", "name": "row one", "status": "passed", "vendor_status": "SUCCESS"},
+            {"id": "2", "name": "row two", "status": "failed", "vendor_status": "FAILURE"},
+        ],
+    )
+    html = viewer_client.get(reverse("runs:detail", args=[failed_run.pk])).content.decode()
+    assert "2 iterations" in html and "row one" in html and "row two" in html
+
+
+def test_it_shows_the_lineage_with_outcomes(viewer_client, failed_run):
+    rerun = make_run(
+        failed_run.schedule, rerun_of=failed_run, trigger=Trigger.RERUN, status=Status.PASSED
+    )
+    attempt = make_run(
+        failed_run.schedule,
+        external_id=failed_run.external_id,
+        attempt=2,
+        rerun_of=failed_run,
+        status=Status.RUNNING,
+    )
+    html = viewer_client.get(reverse("runs:detail", args=[failed_run.pk])).content.decode()
+    assert f'href="/runs/{rerun.pk}/"' in html
+    assert f'href="/runs/{attempt.pk}/">attempt 2</a>' in html
+    html = viewer_client.get(reverse("runs:detail", args=[rerun.pk])).content.decode()
+    assert f'class="lineage-source" href="/runs/{failed_run.pk}/"' in html
+
+
+def test_a_running_run_polls_its_summary_and_shows_progress(viewer_client):
+    run = make_run(
+        status=Status.RUNNING, finished_at=None, duration=None, total_count=4, passed_count=1
+    )
+    html = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert f'hx-get="/runs/{run.pk}/poll/" hx-trigger="every 3s"' in html
+    assert '<progress id="run-progress' in html and 'value="1"' in html
+    assert "1/4 done" in html
+
+
+def test_the_poll_answers_200_while_running_and_286_once_done(viewer_client):
+    run = make_run(
+        status=Status.RUNNING, finished_at=None, duration=None, total_count=2, passed_count=1
+    )
+    url = reverse("runs:run_poll", args=[run.pk])
+    response = viewer_client.get(url, **HTMX)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="run-summary"')
+    assert '<div id="run-results" hx-swap-oob="true">' in html
+    assert "1/2 done" in html
+    run.status, run.passed_count = Status.PASSED, 2
+    run.save()
+    response = viewer_client.get(url, **HTMX)
+    assert response.status_code == 286
+    html = response.content.decode()
+    assert "every 3s" not in html and "status-passed" in html
+
+
+def test_the_poll_keeps_the_result_filters(viewer_client, failed_run):
+    failed_run.status = Status.RUNNING
+    failed_run.save()
+    url = reverse("runs:run_poll", args=[failed_run.pk])
+    html = viewer_client.get(url, {"status": "failures"}, **HTMX).content.decode()
+    assert "Checkout total" in html and "Login works" not in html
+
+
+def test_an_unknown_run_is_a_404(viewer_client):
+    assert viewer_client.get(reverse("runs:detail", args=[999999])).status_code == 404
+    assert viewer_client.get(reverse("runs:run_poll", args=[999999])).status_code == 404
