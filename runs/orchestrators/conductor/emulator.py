@@ -659,7 +659,8 @@ class ConductorEmulator(EmulatorApp):
             ("GET", r"/api/metadata/workflow/(?P<name>[^/]+)", self.get_definition),
             ("GET", r"/api/workflow/search", self.search),
             ("POST", r"/api/workflow", self.start),
-            ("POST", r"/api/workflow/(?P<name>[^/]+)", self.start_by_name),
+            # One pattern for both: the route table dispatches by pattern, then by method.
+            ("POST", rf"/api/workflow/{wid}", self.start_by_name),
             ("GET", rf"/api/workflow/{wid}", self.get_workflow),
             ("DELETE", rf"/api/workflow/{wid}", self.terminate),
             ("GET", rf"/api/workflow/{wid}/tasks", self.tasks),
@@ -754,7 +755,8 @@ class ConductorEmulator(EmulatorApp):
         )
 
     # POST /api/workflow/{name}?version=&correlationId=&priority= (body: the input)
-    def start_by_name(self, request: Request, name: str) -> Response:
+    def start_by_name(self, request: Request, workflow_id: str) -> Response:
+        name = workflow_id  # the path segment names a definition here
         body = self._body(request, required=False)
         query = request.query
         version = self._int(query.get("version"), "version") if query.get("version") else None
