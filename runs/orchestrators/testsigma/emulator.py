@@ -1041,6 +1041,12 @@ class TestsigmaEmulator(EmulatorApp):
     # The emulator's own view -----------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
+        """Plans with their cases' outcomes, machines ("agents"), environments and every run."""
+        with self.lock:
+            self.advance(self.now())
+            return self._state()
+
+    def _state(self) -> dict[str, Any]:
         return {
             "test_plans": [
                 {
