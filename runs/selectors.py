@@ -371,12 +371,16 @@ def test_case_history(
     """The case's results, newest run first, by key; `from_run` opens the page holding that
     run's result with the runs after it above."""
     if from_run and not (after or before):
-        anchor = _case_results(test_case).filter(run_id=from_run).order_by("-id").only("id").first()
+        anchor = (
+            ExecutionResult.objects.filter(test_case=test_case, run_id=from_run)
+            .order_by("-id")
+            .values_list("id", "run__started_at")
+            .first()
+        )
         if anchor is not None:
-            # A cursor just past the anchor, so the page includes it: ids are integers.
-            anchor_started = Run.objects.filter(pk=from_run).values_list("started_at", flat=True)
-            started = anchor_started[0]
-            before = f"{(started - EPOCH) // timedelta(microseconds=1)}_{anchor.pk - 1}"
+            # A cursor just past the anchor, so that the page includes it (ids are integers).
+            pk, started = anchor
+            before = f"{(started - EPOCH) // timedelta(microseconds=1)}_{pk - 1}"
     return keyset_page(_case_results(test_case), key=RESULT_KEY, after=after, before=before)
 
 

@@ -1,0 +1,149 @@
+"""Selectors: keyset pagination over ties and nulls, filters, lineage, trends, flakiness."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from runs import selectors
+from runs.models import Run, Trigger
+from runs.selectors import RUN_SORT_KEYS, SortKey
+from runs.status import Status
+from tests.factories import make_agent, make_result, make_run, make_schedule, make_test_case
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def walk(sort: str, size: int) -> list[int]:
+    """Every run id, following `after` cursors page by page."""
+    seen, after = [], ""
+    while True:
+        page = selectors.run_history(sort=sort, after=after, size=size)
+        seen += [run.pk for run in page.items]
+        if not page.next_cursor:
+            return seen
+        after = page.next_cursor
+
+
+def walk_back(sort: str, size: int) -> list[int]:
+    """Every run id from the last page to the first, following `before` cursors."""
+    pages = []
+    page = selectors.run_history(sort=sort, size=size)
+    while page.next_cursor:
+        page = selectors.run_history(sort=sort, after=page.next_cursor, size=size)
+    pages.append([run.pk for run in page.items])
+    while page.prev_cursor:
+        page = selectors.run_history(sort=sort, before=page.prev_cursor, size=size)
+        pages.append([run.pk for run in page.items])
+    return [pk for chunk in reversed(pages) for pk in chunk]
+
+
+@pytest.fixture
+def tied_runs():
+    """Runs sharing start times and durations, some still running (no duration)."""
+    schedule = make_schedule()
+    runs = []
+    for i in range(17):
+        running = i % 5 == 0
+        runs.append(
+            make_run(
+                schedule,
+                started_at=T0 + timedelta(minutes=i // 3),
+                duration=None if running else timedelta(seconds=(i % 4) * 10),
+                status=Status.RUNNING if running else Status.PASSED,
+            )
+        )
+    return runs
+
+
+@pytest.mark.parametrize("sort", list(RUN_SORT_KEYS))
+def test_it_walks_every_sort_forward_and_back_without_gaps_or_repeats(tied_runs, sort):
+    expected = [run.pk for run in Run.objects.order_by(*RUN_SORT_KEYS[sort].ordering())]
+    assert walk(sort, size=4) == expected
+    assert walk_back(sort, size=4) == expected
+    assert len(expected) == 17
+
+
+def test_duration_sorts_put_unknown_durations_last(tied_runs):
+    ordered = walk("-duration", size=50)
+    running = {run.pk for run in tied_runs if run.duration is None}
+    assert set(ordered[-len(running) :]) == running
+
+
+def test_a_cursor_round_trips_and_junk_is_refused():
+    key = SortKey("started_at", descending=True)
+    run = Run(pk=7, started_at=datetime(2026, 6, 1, 12, 30, 15, 123456, tzinfo=UTC))
+    assert key.decode(key.encode(run)) == (run.started_at, 7)
+    assert key.decode("x_1") is None and key.decode("") is None and key.decode("5_") is None
+    assert key.decode("n_3") is None  # started_at is never null
+    nullable = SortKey("duration", descending=False, nullable=True)
+    assert nullable.decode("n_3") == (None, 3)
+
+
+def test_run_filter_matches_agent_through_results():
+    schedule = make_schedule()
+    agent = make_agent(schedule.orchestrator)
+    on_agent = make_run(schedule)
+    make_result(on_agent, agent=agent)
+    make_result(on_agent, agent=agent)  # two results, still one row
+    make_run(schedule)
+    page = selectors.run_history(filters={"agent": agent})
+    assert [run.pk for run in page.items] == [on_agent.pk]
+
+
+def test_run_results_puts_failures_first_then_running_then_the_rest():
+    run = make_run()
+    passed = make_result(run, status=Status.PASSED, seq=1)
+    running = make_result(run, status=Status.RUNNING, seq=2)
+    errored = make_result(run, status=Status.ERROR, seq=3)
+    failed = make_result(run, status=Status.FAILED, seq=4)
+    ordered = [result.pk for result in selectors.run_results(run=run)]
+    assert ordered == [errored.pk, failed.pk, running.pk, passed.pk]
+
+
+def test_lineage_lists_source_reruns_and_attempts():
+    source = make_run(external_id="wf-1")
+    second = make_run(source.schedule, external_id="wf-1", attempt=2, rerun_of=source)
+    rerun = make_run(source.schedule, rerun_of=source, trigger=Trigger.RERUN)
+    lineage = selectors.run_lineage(run=selectors.run_get(pk=source.pk))
+    assert lineage.source is None
+    assert {run.pk for run in lineage.reruns} == {second.pk, rerun.pk}
+    assert [run.pk for run in lineage.attempts] == [second.pk]
+    lineage = selectors.run_lineage(run=selectors.run_get(pk=second.pk))
+    assert lineage.source.pk == source.pk and [r.pk for r in lineage.attempts] == [source.pk]
+
+
+def test_flakiness_follows_rerun_chains():
+    schedule = make_schedule()
+    case = make_test_case(schedule.orchestrator)
+    first = make_run(schedule, status=Status.FAILED)
+    make_result(first, test_case=case, status=Status.FAILED)
+    again = make_run(schedule, rerun_of=first, status=Status.FAILED)
+    make_result(again, test_case=case, status=Status.FAILED)
+    finally_ = make_run(schedule, rerun_of=again)
+    make_result(finally_, test_case=case, status=Status.PASSED)
+    stubborn = make_run(schedule, status=Status.FAILED)
+    make_result(stubborn, test_case=case, status=Status.FAILED)
+    flakiness = selectors.test_case_flakiness(test_case=case)
+    assert (flakiness.runs, flakiness.failed, flakiness.flaky) == (4, 3, 2)
+    assert flakiness.share == 0.5
+
+
+def test_schedule_trend_is_oldest_first_and_skips_runs_in_progress():
+    schedule = make_schedule()
+    a = make_run(schedule, started_at=T0, total_count=4, passed_count=1, status=Status.FAILED)
+    b = make_run(schedule, started_at=T0 + timedelta(hours=1), total_count=2, passed_count=2)
+    make_run(schedule, started_at=T0 + timedelta(hours=2), status=Status.QUEUED)
+    trend = selectors.schedule_trend(schedule=schedule)
+    assert [(p.run_id, p.rate) for p in trend] == [(a.pk, 0.25), (b.pk, 1.0)]
+
+
+def test_go_finds_the_newest_attempt_by_orchestrator_name():
+    run = make_run(external_id="abc")
+    newer = make_run(run.schedule, external_id="abc", attempt=3)
+    found = selectors.run_find_by_external_id(orchestrator=run.orchestrator.name, external_id="abc")
+    assert found.pk == newer.pk
+    assert selectors.run_find_by_external_id(orchestrator="nope", external_id="abc") is None

@@ -1,0 +1,154 @@
+"""Run history: filters, sorts and keyset pages, all in the URL; rows of running runs poll."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.urls import reverse
+
+from runs.models import Trigger
+from runs.status import Status
+from tests.factories import make_agent, make_result, make_run, make_schedule
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+URL = "/runs/"
+
+
+def run_ids(response) -> list[int]:
+    return [run.pk for run in response.context["page"].items]
+
+
+def test_it_lists_every_run_newest_first(viewer_client):
+    old = make_run(started_at=datetime(2026, 1, 1, tzinfo=UTC))
+    new = make_run(started_at=datetime(2026, 1, 2, tzinfo=UTC))
+    response = viewer_client.get(URL)
+    assert response.status_code == 200
+    assert run_ids(response) == [new.pk, old.pk]
+    assert "<title>Run history · Runboard</title>" in response.content.decode()
+
+
+def test_it_filters_by_each_field(viewer_client):
+    schedule = make_schedule(title="Checkout suite")
+    agent = make_agent(schedule.orchestrator)
+    target = make_run(
+        schedule,
+        status=Status.FAILED,
+        trigger=Trigger.RERUN,
+        build="2.0.1",
+        started_at=datetime(2026, 3, 5, 12, tzinfo=UTC),
+    )
+    make_result(target, agent=agent)
+    other = make_run(build="1.0.0", started_at=datetime(2026, 2, 1, tzinfo=UTC))
+    cases = [
+        {"orchestrator": schedule.orchestrator.name},
+        {"schedule": schedule.pk},
+        {"status": "failed"},
+        {"status": "failures"},
+        {"agent": agent.pk},
+        {"trigger": "rerun"},
+        {"build": "2.0"},
+        {"date_from": "2026-03-05", "date_to": "2026-03-05"},
+        {"q": "checkout"},
+        {"q": target.external_id},
+        {"q": "2.0.1"},
+    ]
+    for params in cases:
+        assert run_ids(viewer_client.get(URL, params)) == [target.pk], params
+    assert run_ids(viewer_client.get(URL, {"date_to": "2026-02-01"})) == [other.pk]
+
+
+def test_it_ignores_an_invalid_filter_and_says_so(viewer_client):
+    run = make_run()
+    response = viewer_client.get(URL, {"status": "bogus", "date_from": "not-a-date"})
+    assert run_ids(response) == [run.pk]
+    assert 'role="alert"' in response.content.decode()
+
+
+def test_it_sorts_by_duration_both_ways_with_unknown_durations_last(viewer_client):
+    short = make_run(duration=timedelta(seconds=5))
+    long = make_run(duration=timedelta(minutes=5))
+    running = make_run(status=Status.RUNNING, duration=None, finished_at=None)
+    assert run_ids(viewer_client.get(URL, {"sort": "duration"})) == [short.pk, long.pk, running.pk]
+    assert run_ids(viewer_client.get(URL, {"sort": "-duration"})) == [long.pk, short.pk, running.pk]
+
+
+def test_it_pages_by_key_forward_and_back(viewer_client):
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    runs = [make_run(started_at=base + timedelta(minutes=i)) for i in range(120)]
+    newest_first = [run.pk for run in reversed(runs)]
+    first = viewer_client.get(URL)
+    assert run_ids(first) == newest_first[:50]
+    page = first.context["page"]
+    assert page.prev_cursor is None and page.next_cursor
+    second = viewer_client.get(URL, {"after": page.next_cursor})
+    assert run_ids(second) == newest_first[50:100]
+    third = viewer_client.get(URL, {"after": second.context["page"].next_cursor})
+    assert run_ids(third) == newest_first[100:]
+    assert third.context["page"].next_cursor is None
+    back = viewer_client.get(URL, {"before": third.context["page"].prev_cursor})
+    assert run_ids(back) == newest_first[50:100]
+    assert (
+        run_ids(viewer_client.get(URL, {"before": back.context["page"].prev_cursor}))
+        == (newest_first[:50])
+    )
+
+
+def test_the_pager_links_keep_the_filters(viewer_client):
+    schedule = make_schedule()
+    for _ in range(51):
+        make_run(schedule, status=Status.FAILED)
+    html = viewer_client.get(URL, {"status": "failed"}).content.decode()
+    assert 'rel="next" href="?status=failed&amp;after=' in html
+    assert 'hx-push-url="true"' in html
+
+
+def test_a_bad_cursor_shows_the_first_page(viewer_client):
+    run = make_run()
+    assert run_ids(viewer_client.get(URL, {"after": "garbage"})) == [run.pk]
+    assert run_ids(viewer_client.get(URL, {"before": "12_x"})) == [run.pk]
+
+
+def test_it_answers_htmx_with_the_table_fragment(viewer_client):
+    make_run()
+    html = viewer_client.get(URL, {"sort": "started"}, **HTMX).content.decode()
+    assert html.lstrip().startswith('<section id="run-table"')
+    assert "<form" not in html
+
+
+def test_the_filter_form_pushes_its_url_and_labels_every_control(viewer_client):
+    html = viewer_client.get(URL).content.decode()
+    assert 'hx-get="/runs/" hx-target="#run-table" hx-swap="outerHTML" hx-push-url="true"' in html
+    for name in ["q", "orchestrator", "schedule", "status", "agent", "trigger", "build"]:
+        assert f'<label for="id_{name}">' in html
+    assert '<label for="id_date_from">From</label>' in html
+
+
+def test_only_rows_of_runs_in_progress_poll(viewer_client):
+    done = make_run(status=Status.PASSED)
+    running = make_run(status=Status.RUNNING, finished_at=None, duration=None)
+    html = viewer_client.get(URL).content.decode()
+    assert f'id="run-{running.pk}" class="row-running" hx-get="/runs/{running.pk}/row/"' in html
+    assert f'id="run-{done.pk}" class="row-passed">' in html
+    assert html.count('hx-trigger="every 3s"') == 1
+
+
+def test_nothing_polls_when_nothing_runs(viewer_client):
+    make_run(status=Status.FAILED)
+    for url in ["/", URL]:
+        assert "every 3s" not in viewer_client.get(url).content.decode()
+
+
+def test_a_row_poll_stops_once_the_run_is_over(viewer_client):
+    run = make_run(status=Status.RUNNING, finished_at=None, duration=None, total_count=3)
+    url = reverse("runs:run_row", args=[run.pk])
+    response = viewer_client.get(url, **HTMX)
+    assert response.status_code == 200
+    assert response.content.decode().lstrip().startswith(f'<tr id="run-{run.pk}"')
+    run.status = Status.FAILED
+    run.save()
+    response = viewer_client.get(url, **HTMX)
+    assert response.status_code == 286
+    assert "every 3s" not in response.content.decode()

@@ -1,0 +1,42 @@
+"""Template helpers: humanized durations, status badges, <time> tags, query strings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.template import Context, Template
+from django.test import RequestFactory
+
+from runs.templatetags.runboard import humanize_duration, status_badge, utc_time
+
+
+def test_it_humanizes_durations():
+    assert humanize_duration(None) == ""
+    assert humanize_duration(timedelta(milliseconds=850)) == "850 ms"
+    assert humanize_duration(timedelta(seconds=42)) == "42 s"
+    assert humanize_duration(timedelta(minutes=2, seconds=5)) == "2 min 5 s"
+    assert humanize_duration(timedelta(minutes=3)) == "3 min"
+    assert humanize_duration(timedelta(hours=1, minutes=3, seconds=9)) == "1 h 3 min"
+    assert humanize_duration(timedelta(days=2, hours=5)) == "2 d 5 h"
+
+
+def test_a_status_badge_has_an_icon_a_word_and_the_vendor_word_on_hover():
+    html = status_badge("failed", "Failed")
+    assert 'class="status status-failed"' in html and "✗" in html and "Failed</span>" in html
+    assert 'title="Failed (vendor status)"' in html
+    assert "status-unknown" in status_badge("weird")
+
+
+def test_it_renders_times_in_utc_with_an_iso_datetime():
+    html = utc_time(datetime(2026, 6, 1, 12, 30, 5, tzinfo=UTC))
+    assert html == (
+        '<time datetime="2026-06-01T12:30:05Z" title="2026-06-01 12:30:05 UTC">'
+        "2026-06-01 12:30:05 UTC</time>"
+    )
+    assert utc_time(None, "never") == "never"
+
+
+def test_query_replaces_parameters_and_keeps_the_others():
+    request = RequestFactory().get("/runs/", {"status": "failed", "after": "1_2"})
+    template = Template("{% load runboard %}{% query before='9_9' after=None %}")
+    assert template.render(Context({"request": request})) == "?status=failed&amp;before=9_9"
