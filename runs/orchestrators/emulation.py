@@ -458,8 +458,12 @@ class ServedEmulator:
         self.host, self.port = self.server.server_address[:2]
         # So an app's banner() can print the full base URL its clients use.
         app.served_at = self.base_url
+        # A short poll interval: stop() (every test's teardown) waits for one poll.
         self.thread = threading.Thread(
-            target=self.server.serve_forever, daemon=True, name=f"emulator-{app.kind}"
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name=f"emulator-{app.kind}",
         )
 
     @property
