@@ -1031,6 +1031,11 @@ class LeapworkEmulator(EmulatorApp):
     # Emulator endpoints ----------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
+        with self.lock:
+            self.advance(self.now())
+            return self._state()
+
+    def _state(self) -> dict[str, Any]:
         runs = []
         for run in self.runs.values():
             statuses = [item.status for item in run.items]
