@@ -1,0 +1,246 @@
+"""Each page runs a fixed number of SQL queries with 10,000 runs in the database."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from runs.models import (
+    Agent,
+    ExecutionResult,
+    Orchestrator,
+    OrchestratorKind,
+    RerunRequest,
+    RerunScope,
+    RerunState,
+    Run,
+    Schedule,
+    Trigger,
+)
+from runs.models import (
+    TestCase as Case,
+)
+from runs.selectors import EPOCH
+from runs.status import Status
+
+RUNS = 10_000
+RESULTS_PER_RUN = 3
+
+
+def build_history() -> dict:
+    """10,000 runs over 30 days on three orchestrators, 3 results each, reruns and attempts."""
+    rng = random.Random(7)
+    now = timezone.now()
+    orchestrators = Orchestrator.objects.bulk_create(
+        Orchestrator(
+            kind=kind, name=f"big-{kind}", base_url="http://127.0.0.1:9", last_synced_at=now
+        )
+        for kind in OrchestratorKind.values
+    )
+    orchestrators[0].last_sync_error, orchestrators[0].last_sync_error_at = "timed out", now
+    orchestrators[0].save()
+    schedules, agents, cases = [], [], []
+    for orchestrator in orchestrators:
+        schedules += Schedule.objects.bulk_create(
+            Schedule(
+                orchestrator=orchestrator,
+                external_id=f"s{i}",
+                title=f"{orchestrator.kind} suite {i}",
+            )
+            for i in range(4)
+        )
+        agents += Agent.objects.bulk_create(
+            Agent(
+                orchestrator=orchestrator,
+                external_id=f"a{i}",
+                title=f"{orchestrator.kind} agent {i}",
+            )
+            for i in range(4)
+        )
+        cases += Case.objects.bulk_create(
+            Case(
+                orchestrator=orchestrator,
+                external_id=f"c{i}",
+                title=f"{orchestrator.kind} case {i}",
+            )
+            for i in range(6)
+        )
+    by_orchestrator = {
+        o.pk: (
+            [s for s in schedules if s.orchestrator_id == o.pk],
+            [a for a in agents if a.orchestrator_id == o.pk],
+            [c for c in cases if c.orchestrator_id == o.pk],
+        )
+        for o in orchestrators
+    }
+    runs = []
+    for i in range(RUNS):
+        schedule = schedules[i % len(schedules)]
+        running = i >= RUNS - 6
+        status = (
+            Status.RUNNING
+            if running
+            else rng.choices([Status.PASSED, Status.FAILED, Status.ERROR], [80, 15, 5])[0]
+        )
+        started = now - timedelta(days=30) + timedelta(minutes=4 * i)
+        duration = None if running else timedelta(seconds=rng.randint(30, 900))
+        runs.append(
+            Run(
+                orchestrator_id=schedule.orchestrator_id,
+                schedule=schedule,
+                external_id=f"run-{i}",
+                status=status,
+                started_at=started,
+                finished_at=None if running else started + duration,
+                duration=duration,
+                build=f"1.{i % 50}.0",
+                trigger=Trigger.SCHEDULED,
+                total_count=RESULTS_PER_RUN,
+                passed_count=RESULTS_PER_RUN if status == Status.PASSED else 2,
+                failed_count=0 if status == Status.PASSED else 1,
+            )
+        )
+    runs = Run.objects.bulk_create(runs, batch_size=2000)
+    # Every 20th failed run was rerun; every 50th run has a second (Conductor-style) attempt.
+    reruns = []
+    for index, source in enumerate(runs):
+        if source.status == Status.FAILED and index % 20 == 0:
+            reruns.append(
+                Run(
+                    orchestrator_id=source.orchestrator_id,
+                    schedule_id=source.schedule_id,
+                    external_id=f"{source.external_id}-rerun",
+                    status=Status.PASSED,
+                    started_at=source.started_at + timedelta(minutes=1),
+                    trigger=Trigger.RERUN,
+                    rerun_of=source,
+                    total_count=RESULTS_PER_RUN,
+                    passed_count=RESULTS_PER_RUN,
+                )
+            )
+        if index % 50 == 0:
+            reruns.append(
+                Run(
+                    orchestrator_id=source.orchestrator_id,
+                    schedule_id=source.schedule_id,
+                    external_id=source.external_id,
+                    attempt=2,
+                    status=Status.PASSED,
+                    started_at=source.started_at + timedelta(minutes=2),
+                    trigger=Trigger.RERUN,
+                    rerun_of=source,
+                    total_count=RESULTS_PER_RUN,
+                    passed_count=RESULTS_PER_RUN,
+                )
+            )
+    runs += Run.objects.bulk_create(reruns, batch_size=2000)
+    results = []
+    for run in runs:
+        _, run_agents, run_cases = by_orchestrator[run.orchestrator_id]
+        for seq in range(RESULTS_PER_RUN):
+            failed = seq == 0 and run.failed_count
+            results.append(
+                ExecutionResult(
+                    run=run,
+                    test_case=run_cases[(run.pk + seq) % len(run_cases)],
+                    agent=run_agents[(run.pk + seq) % len(run_agents)],
+                    external_id=f"r{seq}",
+                    case_key=f"c{seq}",
+                    status=Status.FAILED if failed else Status.PASSED,
+                    started_at=run.started_at,
+                    seq=seq,
+                    message="assertion failed" if failed else "",
+                    log_excerpt="log line\n" * 5 if failed else "",
+                )
+            )
+    ExecutionResult.objects.bulk_create(results, batch_size=3000)
+    rerun = next(run for run in runs if run.external_id.endswith("-rerun"))
+    requests = RerunRequest.objects.bulk_create(
+        RerunRequest(
+            orchestrator_id=rerun.orchestrator_id,
+            source_run_id=rerun.rerun_of_id,
+            scope=RerunScope.FAILED,
+            state=RerunState.ACCEPTED,
+            idempotency_key=f"big-{n}",
+        )
+        for n in range(15)
+    )
+    Run.objects.filter(pk=rerun.pk).update(rerun_request=requests[-1])
+    return {
+        "failed_run": Run.objects.get(pk=rerun.rerun_of_id),
+        "running_run": next(run for run in runs if run.status == Status.RUNNING),
+        "schedule": schedules[0],
+        "case": cases[0],
+        "agent": agents[0],
+        "orchestrator": orchestrators[0],
+    }
+
+
+@pytest.fixture(scope="module")
+def big_history(django_db_setup, django_db_blocker):
+    """The history lives in an outer transaction that is rolled back after this module."""
+    with django_db_blocker.unblock():
+        atomic = transaction.atomic()
+        atomic.__enter__()
+        try:
+            yield build_history()
+        finally:
+            transaction.set_rollback(True)
+            atomic.__exit__(None, None, None)
+
+
+# Session + user are 2 of each budget; the run, schedule and orchestrators pages include the
+# rerun panel, run-now form and track-run form, whose contexts (runs.rerun_views) count too.
+BUDGETS = {
+    "overview": ("/", 7),
+    "history": ("/runs/", 6),
+    "history, every filter, by duration": (
+        "/runs/?orchestrator={orchestrator.name}&schedule={schedule.pk}&status=failures"
+        "&agent={agent.pk}&trigger=scheduled&build=1.&date_from=2000-01-01&date_to=2100-01-01"
+        "&q=suite&sort=-duration",
+        9,
+    ),
+    "history, a later page": ("/runs/?after={cursor}", 6),
+    "history, an earlier page": ("/runs/?before={cursor}&sort=-started", 6),
+    "run page": ("/runs/{failed_run.pk}/", 11),
+    "run page results (htmx)": ("/runs/{failed_run.pk}/?status=failures", 11),
+    "run poll": ("/runs/{running_run.pk}/poll/", 5),
+    "history row poll": ("/runs/{running_run.pk}/row/", 3),
+    "test case": ("/cases/{case.pk}/", 7),
+    "test case from a run": ("/cases/{case.pk}/?from={failed_run.pk}", 8),
+    "schedule": ("/schedules/{schedule.pk}/", 8),
+    "agents": ("/agents/", 3),
+    "orchestrators": ("/orchestrators/", 4),
+    "go": ("/go/{orchestrator.name}/run-0", 3),
+}
+
+
+@pytest.mark.parametrize("page", list(BUDGETS))
+def test_it_answers_within_its_query_budget(
+    viewer_client, big_history, django_assert_max_num_queries, page
+):
+    template, budget = BUDGETS[page]
+    cursor = f"{(big_history['failed_run'].started_at - EPOCH) // timedelta(microseconds=1)}_1"
+    url = template.format(cursor=cursor, **big_history)
+    with django_assert_max_num_queries(budget):
+        response = viewer_client.get(url)
+    assert response.status_code in (200, 302), url
+
+
+def test_the_history_pages_hold_50_runs_and_polling_rows_only_for_runs_in_progress(
+    viewer_client, big_history
+):
+    response = viewer_client.get("/runs/")
+    assert len(response.context["page"].items) == 50
+    assert response.content.decode().count('hx-trigger="every 3s"') == 6
+
+
+def test_the_test_case_page_holds_a_full_strip_and_page(viewer_client, big_history):
+    response = viewer_client.get(f"/cases/{big_history['case'].pk}/")
+    assert len(response.context["strip"]) == 30
+    assert len(response.context["page"].items) == 50
+    assert response.context["flakiness"].runs > 500
