@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from django.http import QueryDict
 
-from runs.models import ExecutionResult, OrchestratorKind, Run, Schedule
+from runs.models import ExecutionResult, Orchestrator, OrchestratorKind, Run, Schedule
 from runs.services.reruns import RerunInput, Scope, rerun_capabilities
 from runs.status import FAILURES
 
@@ -261,3 +261,44 @@ def _schedule_variables(schedule: Schedule) -> dict[str, Any]:
         .first()
     )
     return dict(latest or {})
+
+
+class TrackRunForm(forms.Form):
+    """Follow a run Runboard cannot discover on its own (Testsigma lists no runs)."""
+
+    orchestrator = forms.ModelChoiceField(queryset=None, label="Orchestrator")
+    run_id = forms.CharField(
+        max_length=200, label="Run id", help_text="As the orchestrator shows it."
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["orchestrator"].queryset = Orchestrator.objects.filter(enabled=True)
+
+
+class ConnectForm(forms.Form):
+    kind = forms.ChoiceField(choices=OrchestratorKind.choices)
+    name = forms.SlugField(max_length=64, help_text="Unique; appears in /go/ links.")
+    base_url = forms.URLField(max_length=500, label="Base URL", assume_scheme="https")
+    credential = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leapwork AccessKey; empty (conductor-oss) or keyId:keySecret (Orkes); Testsigma API key.",
+    )
+    test_plan_ids = forms.CharField(
+        required=False, label="Testsigma test plan ids", help_text="Separated by commas or spaces."
+    )
+    run_ids = forms.CharField(
+        required=False,
+        label="Testsigma run ids to follow",
+        help_text="Separated by commas or spaces.",
+    )
+
+    def _ids(self, name: str) -> list[str]:
+        return [part for part in self.cleaned_data.get(name, "").replace(",", " ").split() if part]
+
+    def clean_test_plan_ids(self) -> list[str]:
+        return self._ids("test_plan_ids")
+
+    def clean_run_ids(self) -> list[str]:
+        return self._ids("run_ids")

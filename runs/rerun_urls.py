@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from runs import rerun_views
+
+urlpatterns = [
+    path("runs/<int:pk>/rerun/", rerun_views.rerun, name="rerun"),
+    path("schedules/<int:pk>/run-now/", rerun_views.run_now, name="run_now"),
+    path("reruns/<int:pk>/", rerun_views.rerun_request_detail, name="rerun_request"),
+    path("orchestrators/track/", rerun_views.track_run, name="track_run"),
+    path(
+        "orchestrators/connect/", rerun_views.orchestrator_connect_view, name="orchestrator_connect"
+    ),
+]

@@ -1,21 +1,210 @@
-"""Placeholder until the lead's rerun views land: the dashboard merges these contexts."""
+"""Rerun, run-now, track-a-run and connect views; the panels they render on other pages.
+
+A form is previewed first (what will run, and the requests the orchestrator will receive),
+then sent; without JavaScript it is plain POST and redirect.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import permission_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
-from runs.models import Run, Schedule
+from runs.forms import ConnectForm, RerunForm, RunNowForm, TrackRunForm
+from runs.models import RerunRequest, RerunState, Run, Schedule
+from runs.services.orchestrators import ConnectError, orchestrator_connect
+from runs.services.reruns import PERMISSION, RerunInvalid, rerun_plan, rerun_start
+from runs.services.sync import OrchestratorError, run_track
 
 
-def rerun_panel_context(request: HttpRequest, run: Run) -> dict[str, Any]:
-    return {}
+def _results(run: Run) -> list:
+    return list(run.results.select_related("agent", "test_case").order_by("seq", "id"))
 
 
-def run_now_context(request: HttpRequest, schedule: Schedule) -> dict[str, Any]:
-    return {}
+def _audit(*, run: Run | None = None, schedule: Schedule | None = None) -> list[RerunRequest]:
+    requests = RerunRequest.objects.select_related("requested_by").prefetch_related("runs")
+    if run is not None:
+        requests = requests.filter(
+            source_run__orchestrator=run.orchestrator, source_run__external_id=run.external_id
+        )
+    else:
+        requests = requests.filter(schedule=schedule)
+    return list(requests.order_by("-requested_at")[:20])
+
+
+def rerun_panel_context(
+    request: HttpRequest, run: Run, form: RerunForm | None = None
+) -> dict[str, Any]:
+    """What the run page needs for its rerun panel: the form (for rerunners) and the audit."""
+    can_rerun = request.user.has_perm(PERMISSION)
+    if can_rerun and form is None and not run.is_frozen:
+        form = RerunForm(run=run, results=_results(run))
+    return {"can_rerun": can_rerun, "rerun_form": form, "rerun_requests": _audit(run=run)}
+
+
+def run_now_context(
+    request: HttpRequest, schedule: Schedule, form: RunNowForm | None = None
+) -> dict[str, Any]:
+    can_rerun = request.user.has_perm(PERMISSION)
+    if can_rerun and form is None and not schedule.is_temporary:
+        form = RunNowForm(schedule=schedule)
+    return {
+        "can_rerun": can_rerun,
+        "run_now_form": form,
+        "run_now_requests": _audit(schedule=schedule),
+    }
 
 
 def track_run_context(request: HttpRequest) -> dict[str, Any]:
-    return {}
+    return {"track_form": TrackRunForm()}
+
+
+def _done(request: HttpRequest, rerun_request: RerunRequest) -> HttpResponse:
+    """Land on the new run, or on the request's page when it made several or none."""
+    runs = list(rerun_request.runs.all()[:2])
+    target = runs[0].get_absolute_url() if len(runs) == 1 else rerun_request.get_absolute_url()
+    if request.htmx:
+        return HttpResponseClientRedirect(target)
+    return redirect(target)
+
+
+@permission_required(PERMISSION, raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def rerun(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the form on its own page. POST: preview (action=preview) or send (action=send)."""
+    run = get_object_or_404(
+        Run.objects.select_related("orchestrator", "schedule", "rerun_of"), pk=pk
+    )
+    if run.is_frozen:
+        messages.info(request, "This attempt was rerun in place; rerun its latest attempt instead.")
+    form = RerunForm(request.POST or None, run=run, results=_results(run))
+    plan = None
+    if request.method == "POST" and form.is_valid():
+        key = form.cleaned_data["idempotency_key"]
+        existing = RerunRequest.objects.filter(idempotency_key=key).first()
+        if existing is not None:
+            return _done(request, existing)
+        try:
+            if request.POST.get("action") == "send":
+                rerun_request, _sent = rerun_start(
+                    user=request.user, idempotency_key=key, data=form.rerun_input(), source=run
+                )
+                if rerun_request.state != RerunState.FAILED:
+                    return _done(request, rerun_request)
+                # Refused: nothing ran. Keep the values, offer a fresh key to try again.
+                form.add_error(None, rerun_request.message)
+                form.data = form.data.copy()
+                form.data["idempotency_key"] = (
+                    RerunForm(run=run, results=[]).fields["idempotency_key"].initial
+                )
+            else:
+                plan = rerun_plan(source=run, data=form.rerun_input())
+        except RerunInvalid as exc:
+            for field, message in exc.errors.items():
+                form.add_error(field if field in form.fields else None, message)
+    context = {"run": run, "plan": plan, **rerun_panel_context(request, run, form)}
+    template = "runs/rerun.html#rerun-panel" if request.htmx else "runs/rerun.html"
+    return render(
+        request, template, context, status=200 if not form.errors else 422 if request.htmx else 200
+    )
+
+
+@permission_required(PERMISSION, raise_exception=True)
+@require_POST
+def run_now(request: HttpRequest, pk: int) -> HttpResponse:
+    schedule = get_object_or_404(Schedule.objects.select_related("orchestrator"), pk=pk)
+    form = RunNowForm(request.POST, schedule=schedule)
+    plan = None
+    if form.is_valid():
+        key = form.cleaned_data["idempotency_key"]
+        existing = RerunRequest.objects.filter(idempotency_key=key).first()
+        if existing is not None:
+            return _done(request, existing)
+        try:
+            if request.POST.get("action") == "send":
+                rerun_request, _sent = rerun_start(
+                    user=request.user,
+                    idempotency_key=key,
+                    data=form.rerun_input(),
+                    schedule=schedule,
+                )
+                if rerun_request.state != RerunState.FAILED:
+                    return _done(request, rerun_request)
+                form.add_error(None, rerun_request.message)
+                form.data = form.data.copy()
+                form.data["idempotency_key"] = (
+                    RunNowForm(schedule=schedule).fields["idempotency_key"].initial
+                )
+            else:
+                plan = rerun_plan(schedule=schedule, data=form.rerun_input())
+        except RerunInvalid as exc:
+            for field, message in exc.errors.items():
+                form.add_error(field if field in form.fields else None, message)
+    context = {"schedule": schedule, "plan": plan, **run_now_context(request, schedule, form)}
+    template = "runs/run_now.html#run-now-panel" if request.htmx else "runs/run_now.html"
+    return render(request, template, context)
+
+
+def rerun_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    rerun_request = get_object_or_404(
+        RerunRequest.objects.select_related(
+            "orchestrator", "source_run__schedule", "schedule", "requested_by"
+        ),
+        pk=pk,
+    )
+    runs = rerun_request.runs.select_related("schedule").order_by("started_at", "id")
+    return render(
+        request, "runs/rerun_request.html", {"rerun_request": rerun_request, "runs": runs}
+    )
+
+
+@require_POST
+def track_run(request: HttpRequest) -> HttpResponse:
+    """Follow a run by its vendor id (Testsigma lists no runs)."""
+    form = TrackRunForm(request.POST)
+    if form.is_valid():
+        try:
+            run = run_track(
+                orchestrator=form.cleaned_data["orchestrator"],
+                external_id=form.cleaned_data["run_id"],
+            )
+        except OrchestratorError as exc:
+            form.add_error("run_id", str(exc))
+        else:
+            messages.success(request, f"Runboard now follows run {run.external_id}.")
+            return redirect(run)
+    return render(request, "runs/track_run.html", {"track_form": form}, status=422)
+
+
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def orchestrator_connect_view(request: HttpRequest) -> HttpResponse:
+    form = ConnectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            connection = orchestrator_connect(
+                kind=data["kind"],
+                base_url=data["base_url"],
+                name=data["name"],
+                credential=data["credential"],
+                test_plan_ids=data["test_plan_ids"],
+                run_ids=data["run_ids"],
+            )
+        except ConnectError as exc:
+            form.add_error(None, str(exc))
+        else:
+            verb = "Connected" if connection.created else "Updated"
+            messages.success(
+                request,
+                f"{verb} {connection.orchestrator.name}; its history syncs in the background.",
+            )
+            return redirect(reverse("runs:orchestrators"))
+    return render(request, "runs/orchestrator_connect.html", {"form": form})

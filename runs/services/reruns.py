@@ -143,6 +143,8 @@ def _plan_rerun(source: Run, data: RerunInput, client: OrchestratorClient) -> Re
         )
 
     results = list(source.results.select_related("agent", "test_case").order_by("seq", "id"))
+    for result in results:
+        result.run = source  # no query per result for its run's orchestrator
     by_pk = {r.pk: r for r in results}
     unknown = [pk for pk in data.result_ids if pk not in by_pk]
     if unknown:
@@ -195,6 +197,9 @@ def _plan_rerun(source: Run, data: RerunInput, client: OrchestratorClient) -> Re
             )
             for r in _last_tries(results)
         ]
+    if chosen_agents and vendor_scope in (Scope.FAILED, Scope.PICKED):
+        # On one chosen agent a flow runs once, however many agents it failed on.
+        picked = list({r.case_key or r.external_id: r for r in picked}.values())
     for result in picked:
         if vendor_scope in (Scope.FAILED, Scope.PICKED):
             agent_ids = chosen_agents[:1] or ((result.agent.external_id,) if result.agent else ())
@@ -331,10 +336,12 @@ def _agents(orchestrator, agent_ids: Sequence[int], errors: dict[str, str]) -> l
 
 
 def _last_tries(results: Sequence[ExecutionResult]) -> list[ExecutionResult]:
-    """Of a case's several tries (Conductor retries), the last one counts."""
+    """The results that stand: of a Conductor task's several tries, the last one (a retry is
+    another result of the same reference name); elsewhere each result is its own case run."""
     last: dict[str, ExecutionResult] = {}
     for result in sorted(results, key=lambda r: (r.seq, r.pk)):
-        last[result.case_key or result.external_id] = result
+        conductor = result.run.orchestrator.kind == OrchestratorKind.CONDUCTOR
+        last[result.case_key if conductor and result.case_key else result.external_id] = result
     return list(last.values())
 
 

@@ -1,0 +1,20 @@
+"""Template filters for the rerun preview."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def planned_call(call) -> str:
+    """A planned request as the orchestrator will receive it: method, path?query, JSON body."""
+    query = f"?{urlencode(call.params, doseq=True)}" if call.params else ""
+    text = f"{call.method} {call.path}{query}"
+    if call.body is not None:
+        text += "\n" + json.dumps(call.body, indent=2, sort_keys=False, default=str)
+    return text
