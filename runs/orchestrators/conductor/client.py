@@ -203,16 +203,24 @@ class ConductorClient(OrchestratorClient):
         workflow_type: str,
         *,
         since: datetime | None = None,
+        updated_since: datetime | None = None,
         status: str = "",
         limit: int = 200,
         page_size: int = 1000,
     ) -> list[WorkflowSummary]:
-        """Executions of one definition, newest first, paged (`size` at most 5000)."""
+        """Executions of one definition, newest first, paged (`size` at most 5000).
+
+        `updated_since` finds executions updated since then, newest update first: the new
+        ones, and old ones rerun, retried or restarted in place since.
+        """
         clauses = [f"workflowType = '{_quote(workflow_type)}'"]
         if status:
             clauses.append(f"status = '{_quote(status)}'")
         if since is not None:
             clauses.append(f"startTime > {int(since.timestamp() * 1000)}")
+        if updated_since is not None:
+            clauses.append(f"updateTime > {int(updated_since.timestamp() * 1000)}")
+        sort = "updateTime:DESC" if updated_since is not None else "startTime:DESC"
         query = " AND ".join(clauses)
         page_size = max(1, min(page_size, MAX_SEARCH_SIZE))
         found: list[WorkflowSummary] = []
@@ -226,7 +234,7 @@ class ConductorClient(OrchestratorClient):
                 params={
                     "start": start,
                     "size": size,
-                    "sort": "startTime:DESC",
+                    "sort": sort,
                     "freeText": "*",
                     "query": query,
                 },
@@ -241,11 +249,18 @@ class ConductorClient(OrchestratorClient):
         return found[:limit]
 
     def list_runs(
-        self, schedule_id: str, *, since: datetime | None = None, limit: int = 200
+        self,
+        schedule_id: str,
+        *,
+        since: datetime | None = None,
+        limit: int = 200,
+        updated_since: datetime | None = None,
     ) -> list[RunRef]:
+        """Runs started after `since`, or (incremental sync) updated after `updated_since`."""
+        found = self.search(schedule_id, since=since, updated_since=updated_since, limit=limit)
         return [
             RunRef(summary.workflow_id, summary.started_at, summary.status, summary.updated_at)
-            for summary in self.search(schedule_id, since=since, limit=limit)
+            for summary in found
         ]
 
     def get_run(self, run_id: str) -> RunSnapshot:
