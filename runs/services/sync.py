@@ -8,6 +8,7 @@ time, so the number of queries grows with the number of runs, never with their r
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,9 +17,10 @@ from typing import Any
 
 import httpx
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Max
+from django.db import connection, models, transaction
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
+from django.utils.duration import duration_microseconds
 
 from runs.models import (
     Agent,
@@ -50,6 +52,9 @@ OVERLAP = timedelta(minutes=10)
 # How far back a Testsigma pass walks reRunParentId links it has not seen.
 MAX_PARENT_HOPS = 20
 BACKOFF_CAP = timedelta(minutes=30)
+# Serializes the writes of concurrent passes over one orchestrator (PostgreSQL advisory lock
+# namespace; the other key is the orchestrator's pk).
+LOCK_NAMESPACE = 0x52554E42
 
 RUN_FIELDS = [
     "schedule",
@@ -74,8 +79,8 @@ RUN_FIELDS = [
     "fingerprint",
 ]
 RESULT_FIELDS = [
-    "test_case",
-    "agent",
+    "test_case_id",
+    "agent_id",
     "case_key",
     "status",
     "vendor_status",
@@ -90,6 +95,7 @@ RESULT_FIELDS = [
     "is_data_driven",
     "iterations",
 ]
+SCHEDULE_FIELDS = ["title", "description", "is_enabled", "is_temporary", "steps", "vanished_at"]
 
 
 @dataclass
@@ -144,19 +150,25 @@ def orchestrator_sync(
     client: OrchestratorClient | None = None,
     now: datetime | None = None,
 ) -> SyncReport:
-    """One sync pass; an orchestrator error is recorded on the Orchestrator, never raised."""
+    """One sync pass; any failure is recorded on the Orchestrator, never raised."""
     now = now or timezone.now()
     report = SyncReport(orchestrator=orchestrator.name, started_at=now)
+    # Another pass (another worker) may have moved it on since this instance was loaded.
+    orchestrator.refresh_from_db(fields=["last_synced_at", "consecutive_failures"])
     own_client = client is None
-    client = client or orchestrator_client(orchestrator)
     try:
-        _sync(orchestrator, client, report, now)
+        client = client or orchestrator_client(orchestrator)
+        try:
+            _sync(orchestrator, client, report, now)
+        finally:
+            if own_client:
+                client.close()
     except OrchestratorError as exc:
         report.error = str(exc)
         logger.warning("sync of %s failed: %s", orchestrator.name, exc)
-    finally:
-        if own_client:
-            client.close()
+    except Exception as exc:  # one orchestrator's bug must not stop the others
+        report.error = f"Internal error while syncing: {exc.__class__.__name__}: {exc}"
+        logger.exception("sync of %s failed", orchestrator.name)
     _record_outcome(orchestrator, report, now)
     return report
 
@@ -164,26 +176,26 @@ def orchestrator_sync(
 def _record_outcome(orchestrator: Orchestrator, report: SyncReport, now: datetime) -> None:
     rows = Orchestrator.objects.filter(pk=orchestrator.pk)
     if report.ok:
-        rows.update(
-            last_synced_at=now,
-            last_sync_error="",
-            last_sync_error_at=None,
-            consecutive_failures=0,
-            next_sync_after=None,
-        )
-        orchestrator.last_synced_at, orchestrator.last_sync_error = now, ""
-        orchestrator.consecutive_failures, orchestrator.next_sync_after = 0, None
-        return
-    failures = orchestrator.consecutive_failures + 1
-    backoff = min(timedelta(seconds=settings.RUNBOARD_SYNC_INTERVAL * 2**failures), BACKOFF_CAP)
-    rows.update(
-        last_sync_error=report.error,
-        last_sync_error_at=now,
-        consecutive_failures=failures,
-        next_sync_after=now + backoff,
-    )
-    orchestrator.last_sync_error, orchestrator.last_sync_error_at = report.error, now
-    orchestrator.consecutive_failures, orchestrator.next_sync_after = failures, now + backoff
+        values: dict[str, Any] = {
+            "last_synced_at": now,
+            "last_sync_error": "",
+            "last_sync_error_at": None,
+            "consecutive_failures": 0,
+            "next_sync_after": None,
+        }
+    else:
+        failures = orchestrator.consecutive_failures + 1
+        # One interval after the first failure, doubling up to the cap.
+        delay = timedelta(seconds=settings.RUNBOARD_SYNC_INTERVAL * 2 ** (failures - 1))
+        values = {
+            "last_sync_error": report.error,
+            "last_sync_error_at": now,
+            "consecutive_failures": failures,
+            "next_sync_after": now + min(delay, BACKOFF_CAP),
+        }
+    rows.update(**values)
+    for name, value in values.items():
+        setattr(orchestrator, name, value)
 
 
 def _sync(
@@ -201,8 +213,10 @@ def _sync(
         if first_pass
         else orchestrator.last_synced_at - OVERLAP
     )
-    wanted = _run_ids_to_fetch(orchestrator, client, schedules, since=since, first_pass=first_pass)
-    _fetch_and_store(orchestrator, client, wanted, report, since=since, now=now)
+    wanted = _run_ids_to_fetch(
+        orchestrator, client, schedules, since=since, incremental=not first_pass
+    )
+    _fetch_and_store(orchestrator, client, wanted, report, now=now)
     if orchestrator.kind == OrchestratorKind.TESTSIGMA:
         _follow_testsigma_lineage(orchestrator, client, report, now=now)
 
@@ -213,35 +227,53 @@ def _run_ids_to_fetch(
     schedules: Sequence[ScheduleSnapshot],
     *,
     since: datetime,
-    first_pass: bool,
+    incremental: bool,
 ) -> list[str]:
     """New runs of each schedule since the last pass, then every known run not yet terminal."""
     candidates: dict[str, None] = {}
+    limit = settings.RUNBOARD_HISTORY_RUNS
     for schedule in schedules:
-        for ref in client.list_runs(
-            schedule.external_id, since=since, limit=settings.RUNBOARD_HISTORY_RUNS
-        ):
+        if orchestrator.kind == OrchestratorKind.CONDUCTOR and incremental:
+            # An old execution rerun, retried or restarted in place keeps its start time:
+            # only its update time says it changed.
+            refs = client.list_runs(schedule.external_id, updated_since=since, limit=limit)
+        else:
+            refs = client.list_runs(schedule.external_id, since=since, limit=limit)
+        for ref in refs:
             candidates[ref.external_id] = None
-    known_finished = set(
-        _latest_attempts(orchestrator, list(candidates))
-        .exclude(status__in=IN_PROGRESS)
-        .values_list("external_id", flat=True)
-    )
     if orchestrator.kind != OrchestratorKind.CONDUCTOR:
-        # Finished Leapwork and Testsigma runs never change; Conductor ones can, in place,
-        # and only the search (by update time) says which did.
+        # Finished Leapwork and Testsigma runs never change. Conductor ones can, in place (a
+        # rerun, retry or restart), and its search lists exactly those updated since.
+        known_finished = set(
+            Run.objects.filter(
+                orchestrator=orchestrator, external_id__in=list(candidates), is_frozen=False
+            )
+            .exclude(status__in=IN_PROGRESS)
+            .values_list("external_id", flat=True)
+        )
         candidates = {key: None for key in candidates if key not in known_finished}
+    if orchestrator.kind == OrchestratorKind.TESTSIGMA:
+        # Each plan's newest known run says (execution.lastRunId) whether a newer one exists.
+        newest = (
+            Run.objects.filter(schedule=OuterRef("pk"), is_frozen=False)
+            .order_by("-started_at", "-id")
+            .values("external_id")[:1]
+        )
+        for external_id in (
+            Schedule.objects.filter(orchestrator=orchestrator)
+            .annotate(newest=Subquery(newest))
+            .exclude(newest=None)
+            .values_list("newest", flat=True)
+        ):
+            candidates[external_id] = None
     for external_id in Run.objects.filter(
-        orchestrator=orchestrator, status__in=IN_PROGRESS, vanished_at__isnull=True
+        orchestrator=orchestrator,
+        status__in=IN_PROGRESS,
+        is_frozen=False,
+        vanished_at__isnull=True,
     ).values_list("external_id", flat=True):
         candidates[external_id] = None
     return list(candidates)
-
-
-def _latest_attempts(orchestrator: Orchestrator, external_ids: Iterable[str]):
-    return Run.objects.filter(
-        orchestrator=orchestrator, external_id__in=list(external_ids), is_frozen=False
-    )
 
 
 def _fetch_and_store(
@@ -250,7 +282,6 @@ def _fetch_and_store(
     external_ids: Sequence[str],
     report: SyncReport,
     *,
-    since: datetime | None,
     now: datetime,
 ) -> None:
     """Fetch runs a batch at a time and store each batch, so a failure keeps the batches before."""
@@ -276,21 +307,25 @@ def _follow_testsigma_lineage(
     orchestrator: Orchestrator, client: OrchestratorClient, report: SyncReport, *, now: datetime
 ) -> None:
     """Testsigma lists no runs: follow each plan's newest run and the reRunParentId links."""
+    tried: set[str] = set()
     for _hop in range(MAX_PARENT_HOPS):
         known = set(
             Run.objects.filter(orchestrator=orchestrator).values_list("external_id", flat=True)
         )
-        leads = _testsigma_leads(orchestrator) - known
+        leads = _testsigma_leads(orchestrator) - known - tried
         if not leads:
             return
-        _fetch_and_store(orchestrator, client, sorted(leads), report, since=None, now=now)
+        tried |= leads
+        _fetch_and_store(orchestrator, client, sorted(leads), report, now=now)
 
 
 def _testsigma_leads(orchestrator: Orchestrator) -> set[str]:
     """Run ids the stored runs point at: their parents and their plans' newest runs."""
     leads: set[str] = set()
-    for parent, latest in Run.objects.filter(orchestrator=orchestrator).values_list(
-        "parent_external_id", "latest_sibling_id"
+    for parent, latest in (
+        Run.objects.filter(orchestrator=orchestrator)
+        .filter(~Q(parent_external_id="") | ~Q(latest_sibling_id=""))
+        .values_list("parent_external_id", "latest_sibling_id")
     ):
         leads.update(value for value in (parent, latest) if value)
     return leads
@@ -299,60 +334,77 @@ def _testsigma_leads(orchestrator: Orchestrator) -> set[str]:
 # Writers -----------------------------------------------------------------------------------
 
 
+def _upsert_by_external_id(
+    model: type[Schedule | Agent | TestCase],
+    orchestrator: Orchestrator,
+    rows: dict[str, dict[str, Any]],
+    update: list[str],
+) -> dict[str, int]:
+    """Upsert rows by (orchestrator, external id), writing only new or changed ones;
+    return {external_id: pk}. Three queries at most, however many rows."""
+    if not rows:
+        return {}
+    known = {
+        values[0]: values[1:]
+        for values in model.objects.filter(
+            orchestrator=orchestrator, external_id__in=list(rows)
+        ).values_list("external_id", "pk", *update)
+    }
+    changed = [
+        {"orchestrator_id": orchestrator.pk, "external_id": key, **row}
+        for key, row in rows.items()
+        if key not in known or tuple(row[name] for name in update) != tuple(known[key][1:])
+    ]
+    pks = {key: values[0] for key, values in known.items()}
+    if not changed:
+        return pks
+    _upsert_rows(model, changed, unique=["orchestrator_id", "external_id"], update=update)
+    if any(row["external_id"] not in pks for row in changed):
+        pks = dict(
+            model.objects.filter(orchestrator=orchestrator, external_id__in=list(rows)).values_list(
+                "external_id", "pk"
+            )
+        )
+    return pks
+
+
 def schedules_upsert(
     *, orchestrator: Orchestrator, schedules: Iterable[ScheduleSnapshot]
 ) -> dict[str, int]:
     """Upsert schedules by external id; return {external_id: pk}."""
     rows = {
-        s.external_id: Schedule(
-            orchestrator=orchestrator,
-            external_id=s.external_id,
-            title=s.title[:300],
-            description=s.description,
-            is_enabled=s.is_enabled,
-            is_temporary=s.is_temporary,
-            steps=[{"id": st.external_id, "title": st.title, "index": st.index} for st in s.steps],
-            vanished_at=None,
-        )
+        s.external_id: {
+            "title": s.title[:300],
+            "description": s.description,
+            "is_enabled": s.is_enabled,
+            "is_temporary": s.is_temporary,
+            "steps": [
+                {"id": st.external_id, "title": st.title, "index": st.index} for st in s.steps
+            ],
+            "vanished_at": None,
+        }
         for s in schedules
     }
-    return _upsert(
-        Schedule,
-        orchestrator,
-        rows,
-        ["title", "description", "is_enabled", "is_temporary", "steps", "vanished_at"],
-    )
+    # last_run_at is kept by the run writer: a new schedule starts without one.
+    for row in rows.values():
+        row["last_run_at"] = None
+    return _upsert_by_external_id(Schedule, orchestrator, rows, SCHEDULE_FIELDS)
 
 
 def agents_upsert(*, orchestrator: Orchestrator, agents: Iterable[AgentSnapshot]) -> dict[str, int]:
-    rows = {
-        a.external_id: Agent(
-            orchestrator=orchestrator, external_id=a.external_id, title=a.title[:300], host=a.host
-        )
-        for a in agents
-    }
-    return _upsert(Agent, orchestrator, rows, ["title", "host"])
+    """Upsert agents by external id; return {external_id: pk}."""
+    rows = {a.external_id: {"title": a.title[:300], "host": a.host[:300]} for a in agents}
+    return _upsert_by_external_id(Agent, orchestrator, rows, ["title", "host"])
 
 
-def _upsert(
-    model: type[Schedule | Agent | TestCase],
-    orchestrator: Orchestrator,
-    rows: dict[str, Any],
-    update_fields: list[str],
+def _test_cases_upsert(
+    orchestrator: Orchestrator, results: Iterable[ResultSnapshot]
 ) -> dict[str, int]:
-    if rows:
-        model.objects.bulk_create(
-            rows.values(),
-            update_conflicts=True,
-            unique_fields=["orchestrator", "external_id"],
-            update_fields=update_fields,
-            batch_size=500,
-        )
-    return dict(
-        model.objects.filter(orchestrator=orchestrator, external_id__in=list(rows)).values_list(
-            "external_id", "pk"
-        )
-    )
+    rows = {
+        r.test_case_id: {"title": (r.case_title or r.case_key)[:300], "suite": r.suite[:300]}
+        for r in results
+    }
+    return _upsert_by_external_id(TestCase, orchestrator, rows, ["title", "suite"])
 
 
 def _mark_vanished_schedules(orchestrator: Orchestrator, listed: set[str], now: datetime) -> None:
@@ -374,11 +426,18 @@ def runs_mark_vanished(
     ).update(vanished_at=now)
 
 
-def run_counts(results: Sequence[ResultSnapshot]) -> tuple[int, int, int, int]:
-    """(total, passed, failed, other) over cases: of a case's several tries, the last counts."""
-    last: dict[str, ResultSnapshot] = {}
+def run_counts(
+    results: Sequence[ResultSnapshot], *, per_agent: bool = False
+) -> tuple[int, int, int, int]:
+    """(total, passed, failed, other) over cases: of a case's several tries, the last counts.
+
+    With `per_agent` (Leapwork, where a flow runs once on each agent of its step) each agent's
+    run of a case counts on its own.
+    """
+    last: dict[tuple[str, str], ResultSnapshot] = {}
     for result in sorted(results, key=lambda r: r.seq):
-        last[result.case_key or result.external_id] = result
+        key = result.case_key or result.external_id
+        last[(key, result.agent_id if per_agent else "")] = result
     statuses = [r.status for r in last.values()]
     passed = sum(1 for s in statuses if s == Status.PASSED)
     failed = sum(1 for s in statuses if s.is_failure)
@@ -386,17 +445,34 @@ def run_counts(results: Sequence[ResultSnapshot]) -> tuple[int, int, int, int]:
 
 
 def _attempt_changed(existing: Run, snapshot: RunSnapshot, stored_ids: set[str]) -> bool:
-    """A Conductor execution held as finished changed upstream: rerun, retried or restarted."""
+    """A Conductor execution held as finished was rerun, retried or restarted upstream.
+
+    Each of those schedules new tasks at once, so new task ids tell; a snapshot with no new
+    task that is still running is an older read than the stored one (a concurrent pass), not
+    a new attempt.
+    """
     if not existing.is_terminal:
         return False
-    if not snapshot.status.is_terminal:
+    if {r.external_id for r in snapshot.results} - stored_ids:
         return True
-    if stored_ids != {r.external_id for r in snapshot.results}:
-        return True
-    return existing.finished_at != snapshot.finished_at
+    return bool(
+        snapshot.status.is_terminal
+        and snapshot.finished_at
+        and existing.finished_at
+        and snapshot.finished_at > existing.finished_at
+    )
 
 
-@transaction.atomic
+def _lock_orchestrator(orchestrator: Orchestrator) -> None:
+    """Serialize the stores of concurrent passes over one orchestrator (PostgreSQL; SQLite's
+    IMMEDIATE transactions already do), so each reads what the other wrote."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, orchestrator.pk]
+            )
+
+
 def runs_store(
     *,
     orchestrator: Orchestrator,
@@ -404,14 +480,60 @@ def runs_store(
     report: SyncReport | None = None,
     now: datetime | None = None,
 ) -> dict[str, Run]:
-    """Write a batch of run snapshots with their results; return {external_id: latest Run}."""
+    """Write a batch of run snapshots with their results; return {external_id: latest Run}.
+
+    A fixed number of queries per batch, whatever the number of results.
+    """
     report = report or SyncReport(orchestrator=orchestrator.name)
     now = now or timezone.now()
     if not snapshots:
         return {}
     snapshots = list({s.external_id: s for s in snapshots}.values())
-    schedule_ids = _schedule_ids_ensure(orchestrator, snapshots)
-    results = [r for s in snapshots for r in s.results]
+    with transaction.atomic():
+        _lock_orchestrator(orchestrator)
+        return _runs_store(orchestrator, snapshots, report, now)
+
+
+def _runs_store(
+    orchestrator: Orchestrator,
+    snapshots: list[RunSnapshot],
+    report: SyncReport,
+    now: datetime,
+) -> dict[str, Run]:
+    is_conductor = orchestrator.kind == OrchestratorKind.CONDUCTOR
+    existing: dict[str, Run] = {}
+    for run in Run.objects.filter(
+        orchestrator=orchestrator, external_id__in=[s.external_id for s in snapshots]
+    ).order_by("external_id", "attempt"):
+        existing[run.external_id] = run  # the highest attempt wins
+    stored_ids: dict[int, set[str]] = {}
+    if is_conductor:
+        finished = [r.pk for r in existing.values() if r.is_terminal]
+        if finished:
+            for run_id, external_id in ExecutionResult.objects.filter(run__in=finished).values_list(
+                "run_id", "external_id"
+            ):
+                stored_ids.setdefault(run_id, set()).add(external_id)
+
+    new_runs: list[RunSnapshot] = []
+    new_attempts: list[tuple[Run, RunSnapshot]] = []
+    updates: list[tuple[Run, RunSnapshot]] = []
+    for snapshot in snapshots:
+        run = existing.get(snapshot.external_id)
+        if run is None:
+            new_runs.append(snapshot)
+        elif is_conductor and _attempt_changed(run, snapshot, stored_ids.get(run.pk, set())):
+            new_attempts.append((run, snapshot))
+        elif run.is_terminal and not snapshot.status.is_terminal:
+            continue  # an older read than the one stored (a concurrent pass): keep the newer
+        elif run.fingerprint != snapshot_fingerprint(snapshot) or run.vanished_at is not None:
+            updates.append((run, snapshot))
+    changed = [s for s in new_runs] + [s for _, s in new_attempts] + [s for _, s in updates]
+    if not changed:
+        return {run.external_id: run for run in existing.values()}
+
+    schedule_ids = _schedule_ids_ensure(orchestrator, changed)
+    results = [r for s in changed for r in s.results]
     agent_ids = agents_upsert(
         orchestrator=orchestrator,
         agents={
@@ -420,86 +542,49 @@ def runs_store(
             if r.agent_id
         }.values(),
     )
-    case_ids = _upsert(
-        TestCase,
-        orchestrator,
-        {
-            r.test_case_id: TestCase(
-                orchestrator=orchestrator,
-                external_id=r.test_case_id,
-                title=(r.case_title or r.case_key)[:300],
-                suite=r.suite[:300],
-            )
-            for r in results
-        },
-        ["title", "suite"],
-    )
-
-    existing: dict[str, Run] = {}
-    for run in Run.objects.filter(
-        orchestrator=orchestrator, external_id__in=[s.external_id for s in snapshots]
-    ).order_by("external_id", "attempt"):
-        existing[run.external_id] = run  # the highest attempt wins
-    stored_ids: dict[int, set[str]] = {}
-    if orchestrator.kind == OrchestratorKind.CONDUCTOR:
-        finished = [r.pk for r in existing.values() if r.is_terminal]
-        for run_id, external_id in ExecutionResult.objects.filter(run__in=finished).values_list(
-            "run_id", "external_id"
-        ):
-            stored_ids.setdefault(run_id, set()).add(external_id)
+    case_ids = _test_cases_upsert(orchestrator, results)
+    per_agent = orchestrator.kind == OrchestratorKind.LEAPWORK
 
     to_create: list[Run] = []
+    for snapshot in new_runs:
+        to_create.append(
+            Run(
+                orchestrator=orchestrator,
+                external_id=snapshot.external_id,
+                trigger=_trigger(snapshot),
+                variables=dict(snapshot.variables),
+                synced_at=now,
+                **_run_values(snapshot, schedule_ids, per_agent),
+            )
+        )
+    report.runs_created += len(new_runs)
+    for previous, snapshot in new_attempts:
+        to_create.append(
+            Run(
+                orchestrator=orchestrator,
+                external_id=snapshot.external_id,
+                attempt=previous.attempt + 1,
+                rerun_of_id=previous.pk,
+                trigger=Trigger.RERUN,
+                variables=dict(snapshot.variables),
+                synced_at=now,
+                **_run_values(snapshot, schedule_ids, per_agent),
+            )
+        )
+    report.attempts_created += len(new_attempts)
     to_update: list[Run] = []
-    to_freeze: list[int] = []
-    changed: dict[str, RunSnapshot] = {}
-    for snapshot in snapshots:
-        values = _run_values(snapshot, schedule_ids)
-        run = existing.get(snapshot.external_id)
-        if (
-            run is not None
-            and orchestrator.kind == OrchestratorKind.CONDUCTOR
-            and _attempt_changed(run, snapshot, stored_ids.get(run.pk, set()))
-        ):
-            to_freeze.append(run.pk)
-            to_create.append(
-                Run(
-                    orchestrator=orchestrator,
-                    external_id=snapshot.external_id,
-                    attempt=run.attempt + 1,
-                    rerun_of_id=run.pk,
-                    trigger=Trigger.RERUN,
-                    variables=dict(snapshot.variables),
-                    synced_at=now,
-                    **values,
-                )
-            )
-            report.attempts_created += 1
-            changed[snapshot.external_id] = snapshot
-        elif run is None:
-            to_create.append(
-                Run(
-                    orchestrator=orchestrator,
-                    external_id=snapshot.external_id,
-                    trigger=_trigger(snapshot),
-                    variables=dict(snapshot.variables),
-                    synced_at=now,
-                    **values,
-                )
-            )
-            report.runs_created += 1
-            changed[snapshot.external_id] = snapshot
-        elif run.fingerprint != values["fingerprint"] or run.vanished_at is not None:
-            for name, value in values.items():
-                setattr(run, name, value)
-            if snapshot.variables:
-                run.variables = dict(snapshot.variables)
-            run.synced_at = now
-            to_update.append(run)
-            report.runs_updated += 1
-            changed[snapshot.external_id] = snapshot
+    for run, snapshot in updates:
+        for name, value in _run_values(snapshot, schedule_ids, per_agent).items():
+            setattr(run, name, value)
+        if snapshot.variables:
+            run.variables = dict(snapshot.variables)
+        run.synced_at = now
+        to_update.append(run)
+    report.runs_updated += len(updates)
 
-    if to_freeze:
-        Run.objects.filter(pk__in=to_freeze).update(is_frozen=True)
+    if new_attempts:
+        # The attempt Runboard held stays as it was, with its results and permalink.
+        Run.objects.filter(pk__in=[run.pk for run, _ in new_attempts]).update(is_frozen=True)
     if to_create:
         Run.objects.bulk_create(
             to_create,
@@ -510,15 +595,22 @@ def runs_store(
     if to_update:
         Run.objects.bulk_update(to_update, [*RUN_FIELDS, "variables", "synced_at"])
 
-    latest: dict[str, Run] = {}
+    latest: dict[str, Run] = {run.external_id: run for run in existing.values()}
     for run in Run.objects.filter(
-        orchestrator=orchestrator, external_id__in=list(changed), is_frozen=False
+        orchestrator=orchestrator,
+        external_id__in=[s.external_id for s in changed],
+        is_frozen=False,
     ).order_by("external_id", "attempt"):
         latest[run.external_id] = run
-    report.results_written += _results_store(changed, latest, agent_ids, case_ids)
-    _link_parents(orchestrator, snapshots)
-    if schedule_ids:
-        _touch_schedules(orchestrator, schedule_ids)
+    report.results_written += _results_store(
+        {s.external_id: s for s in changed}, latest, agent_ids, case_ids
+    )
+    _link_parents(orchestrator, changed)
+    _touch_schedules(
+        run.schedule_id
+        for run in (latest.get(s.external_id) for s in changed)
+        if run is not None and run.schedule_id
+    )
     return latest
 
 
@@ -528,24 +620,31 @@ def _schedule_ids_ensure(
     """The schedules of these runs by external id, creating the ones not listed (temporary
     Leapwork schedules, Testsigma plans) without touching the ones the listing keeps."""
     wanted = {s.schedule_id: s for s in snapshots if s.schedule_id}
+    if not wanted:
+        return {}
     known = dict(
         Schedule.objects.filter(
             orchestrator=orchestrator, external_id__in=list(wanted)
         ).values_list("external_id", "pk")
     )
     missing = [
-        Schedule(
-            orchestrator=orchestrator,
-            external_id=key,
-            title=(snapshot.schedule_title or key)[:300],
-            is_temporary=snapshot.schedule_is_temporary,
-        )
+        {
+            "orchestrator_id": orchestrator.pk,
+            "external_id": key,
+            "title": (snapshot.schedule_title or key)[:300],
+            "description": "",
+            "is_enabled": True,
+            "is_temporary": snapshot.schedule_is_temporary,
+            "steps": [],
+            "vanished_at": None,
+            "last_run_at": None,
+        }
         for key, snapshot in wanted.items()
         if key not in known
     ]
     if not missing:
         return known
-    Schedule.objects.bulk_create(missing, ignore_conflicts=True)
+    _upsert_rows(Schedule, missing, unique=["orchestrator_id", "external_id"], update=[])
     return dict(
         Schedule.objects.filter(
             orchestrator=orchestrator, external_id__in=list(wanted)
@@ -559,17 +658,22 @@ def _trigger(snapshot: RunSnapshot) -> str:
     return snapshot.trigger if snapshot.trigger in Trigger.values else Trigger.SCHEDULED
 
 
-def _run_values(snapshot: RunSnapshot, schedule_ids: dict[str, int]) -> dict[str, Any]:
-    total, passed, failed, other = run_counts(snapshot.results)
-    started = snapshot.started_at or timezone.now()
+def _run_values(
+    snapshot: RunSnapshot, schedule_ids: dict[str, int], per_agent: bool
+) -> dict[str, Any]:
+    total, passed, failed, other = run_counts(snapshot.results, per_agent=per_agent)
+    started = snapshot.started_at or min(
+        (r.started_at for r in snapshot.results if r.started_at), default=None
+    )
     duration = snapshot.duration
-    if duration is None and snapshot.finished_at and snapshot.started_at:
-        duration = snapshot.finished_at - snapshot.started_at
+    if duration is None and snapshot.finished_at and started:
+        duration = snapshot.finished_at - started
     return {
         "schedule_id": schedule_ids.get(snapshot.schedule_id),
         "status": snapshot.status.value,
         "vendor_status": snapshot.vendor_status[:100],
-        "started_at": started,
+        # Never empty (history pages paginate by it): a run not started yet shows when seen.
+        "started_at": started or timezone.now(),
         "finished_at": snapshot.finished_at,
         "duration": duration,
         "build": snapshot.build[:200],
@@ -600,35 +704,35 @@ def _results_store(
     agent_ids: dict[str, int],
     case_ids: dict[str, int],
 ) -> int:
-    rows: list[ExecutionResult] = []
-    keep: dict[int, set[str]] = {}
+    """Upsert the results of the changed runs and drop the ones gone upstream: two queries."""
+    rows: list[dict[str, Any]] = []
     for external_id, snapshot in changed.items():
         run = latest.get(external_id)
         if run is None:
             continue
-        keep[run.pk] = {r.external_id for r in snapshot.results}
         for r in snapshot.results:
+            duration = r.duration
+            if duration is None and r.finished_at and r.started_at:
+                duration = r.finished_at - r.started_at
             rows.append(
-                ExecutionResult(
-                    run_id=run.pk,
-                    external_id=r.external_id,
-                    test_case_id=case_ids.get(r.test_case_id),
-                    agent_id=agent_ids.get(r.agent_id),
-                    case_key=r.case_key[:300],
-                    status=r.status.value,
-                    vendor_status=r.vendor_status[:100],
-                    started_at=r.started_at or run.started_at,
-                    finished_at=r.finished_at,
-                    duration=r.duration
-                    if r.duration is not None
-                    else (r.finished_at - r.started_at if r.finished_at and r.started_at else None),
-                    message=r.message,
-                    log_excerpt=r.log_excerpt,
-                    seq=r.seq,
-                    retry_count=r.retry_count,
-                    input=dict(r.input),
-                    is_data_driven=r.is_data_driven,
-                    iterations=[
+                {
+                    "run_id": run.pk,
+                    "external_id": r.external_id[:200],
+                    "test_case_id": case_ids.get(r.test_case_id),
+                    "agent_id": agent_ids.get(r.agent_id),
+                    "case_key": r.case_key[:300],
+                    "status": r.status.value,
+                    "vendor_status": r.vendor_status[:100],
+                    "started_at": r.started_at,
+                    "finished_at": r.finished_at,
+                    "duration": duration,
+                    "message": r.message,
+                    "log_excerpt": r.log_excerpt,
+                    "seq": r.seq,
+                    "retry_count": r.retry_count,
+                    "input": dict(r.input),
+                    "is_data_driven": r.is_data_driven,
+                    "iterations": [
                         {
                             "id": i.external_id,
                             "name": i.title,
@@ -637,53 +741,68 @@ def _results_store(
                         }
                         for i in r.iterations
                     ],
-                )
+                }
             )
-    if rows:
-        ExecutionResult.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["run", "external_id"],
-            update_fields=RESULT_FIELDS,
-            batch_size=1000,
+    written = _upsert_rows(
+        ExecutionResult, rows, unique=["run_id", "external_id"], update=RESULT_FIELDS
+    )
+    run_pks = [latest[key].pk for key in changed if key in latest]
+    _results_prune(run_pks, [(row["run_id"], row["external_id"]) for row in rows])
+    return written
+
+
+def _results_prune(run_pks: list[int], keep: list[tuple[int, str]]) -> None:
+    """Delete results of these runs that upstream no longer has, in one statement.
+
+    A rerun from a task drops the later tasks from the current attempt; a frozen earlier
+    attempt keeps its own copy.
+    """
+    if not run_pks:
+        return
+    quote = connection.ops.quote_name
+    table = quote(ExecutionResult._meta.db_table)
+    payload = json.dumps([{"run_id": pk, "external_id": ext} for pk, ext in keep])
+    if connection.vendor == "postgresql":
+        kept = (
+            "SELECT k.run_id, k.external_id FROM jsonb_to_recordset(%s::jsonb) "
+            "AS k(run_id bigint, external_id text)"
         )
-    stale = [
-        pk
-        for pk, run_id, external_id in ExecutionResult.objects.filter(
-            run_id__in=list(keep)
-        ).values_list("pk", "run_id", "external_id")
-        if external_id not in keep[run_id]
-    ]
-    if stale:
-        # Deleted upstream from the current attempt (a rerun from a task drops later tasks);
-        # a frozen earlier attempt keeps its own copy.
-        ExecutionResult.objects.filter(pk__in=stale).delete()
-    return len(rows)
+    else:
+        kept = "SELECT j.value ->> '$.run_id', j.value ->> '$.external_id' FROM json_each(%s) AS j"
+    placeholders = ", ".join(["%s"] * len(run_pks))
+    sql = (
+        f"DELETE FROM {table} WHERE run_id IN ({placeholders}) "
+        f"AND (run_id, external_id) NOT IN ({kept})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*run_pks, payload])
 
 
 def _link_parents(orchestrator: Orchestrator, snapshots: Sequence[RunSnapshot]) -> None:
-    """Link reruns to the run they derive from (Testsigma reRunParentId), once both are known."""
-    parents = {s.external_id: s.parent_external_id for s in snapshots if s.parent_external_id}
-    if not parents:
-        return
+    """Link reruns to the run they derive from (Testsigma reRunParentId), once both are known:
+    the batch's runs to their parents, and runs stored before to parents in this batch."""
+    batch = [s.external_id for s in snapshots]
     orphans = list(
-        Run.objects.filter(
-            orchestrator=orchestrator,
-            external_id__in=list(parents),
-            rerun_of__isnull=True,
-            attempt=1,
-        )
+        Run.objects.filter(orchestrator=orchestrator, rerun_of__isnull=True, attempt=1)
+        .exclude(parent_external_id="")
+        .filter(Q(external_id__in=batch) | Q(parent_external_id__in=batch))
+        .only("pk", "external_id", "parent_external_id")
     )
     if not orphans:
         return
-    parent_pks = {}
-    for run in Run.objects.filter(
-        orchestrator=orchestrator, external_id__in=set(parents.values())
-    ).order_by("external_id", "attempt"):
-        parent_pks[run.external_id] = run.pk
+    parent_pks: dict[str, int] = {}
+    for external_id, pk in (
+        Run.objects.filter(
+            orchestrator=orchestrator,
+            external_id__in={run.parent_external_id for run in orphans},
+        )
+        .order_by("external_id", "attempt")
+        .values_list("external_id", "pk")
+    ):
+        parent_pks[external_id] = pk  # the latest attempt of the parent
     linked = []
     for run in orphans:
-        parent = parent_pks.get(parents[run.external_id])
+        parent = parent_pks.get(run.parent_external_id)
         if parent and parent != run.pk:
             run.rerun_of_id = parent
             linked.append(run)
@@ -691,14 +810,96 @@ def _link_parents(orchestrator: Orchestrator, snapshots: Sequence[RunSnapshot]) 
         Run.objects.bulk_update(linked, ["rerun_of"])
 
 
-def _touch_schedules(orchestrator: Orchestrator, schedule_ids: dict[str, int]) -> None:
-    latest = (
-        Run.objects.filter(schedule_id__in=list(schedule_ids.values()))
-        .values("schedule_id")
-        .annotate(last=Max("started_at"))
+def _touch_schedules(schedule_pks: Iterable[int]) -> None:
+    """Keep each schedule's last_run_at, in one statement."""
+    pks = sorted(set(schedule_pks))
+    if not pks:
+        return
+    newest = (
+        Run.objects.filter(schedule_id=OuterRef("pk"))
+        .order_by("-started_at")
+        .values("started_at")[:1]
     )
-    rows = [Schedule(pk=row["schedule_id"], last_run_at=row["last"]) for row in latest]
-    Schedule.objects.bulk_update(rows, ["last_run_at"])
+    Schedule.objects.filter(pk__in=pks).update(last_run_at=Subquery(newest))
+
+
+# Bulk upserts ---------------------------------------------------------------------------------
+
+
+def _db_value(field: models.Field, value: Any) -> Any:
+    """A value as the upsert statement's JSON carries it to this database."""
+    if value is None:
+        return None
+    kind = field.get_internal_type()
+    if kind == "DateTimeField":
+        if connection.vendor == "sqlite":
+            return connection.ops.adapt_datetimefield_value(value)
+        return value.isoformat()
+    if kind == "DurationField":
+        return duration_microseconds(value)
+    return value
+
+
+def _column_expression(field: models.Field) -> tuple[str, str]:
+    """(SELECT expression, jsonb_to_recordset column type) of one column of the JSON rows."""
+    quoted = connection.ops.quote_name(field.column)
+    kind = field.get_internal_type()
+    if connection.vendor == "postgresql":
+        if kind == "DurationField":
+            return f"x.{quoted} * interval '1 microsecond'", "bigint"
+        return f"x.{quoted}", field.db_type(connection) or "text"
+    arrow = "->" if kind == "JSONField" else "->>"
+    return f"j.value {arrow} '$.{field.column}'", ""
+
+
+def _upsert_rows(
+    model: type[models.Model],
+    rows: Iterable[dict[str, Any]],
+    *,
+    unique: Sequence[str],
+    update: Sequence[str],
+) -> int:
+    """Insert or update `rows` (dicts by attname) in one statement, however many there are.
+
+    The rows travel as a single JSON parameter (PostgreSQL jsonb_to_recordset, SQLite
+    json_each), so a batch costs one query whatever its size; rows whose values did not change
+    are not rewritten; rows go in key order, so concurrent passes lock them in the same order.
+    """
+    by_key = {tuple(row[name] for name in unique): row for row in rows}
+    if not by_key:
+        return 0
+    ordered = [by_key[key] for key in sorted(by_key, key=lambda k: tuple(map(str, k)))]
+    fields = {f.attname: f for f in model._meta.concrete_fields if not f.primary_key}
+    names = list(ordered[0])
+    payload = json.dumps(
+        [{fields[n].column: _db_value(fields[n], row[n]) for n in names} for row in ordered],
+        default=str,
+    )
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    columns = ", ".join(quote(fields[n].column) for n in names)
+    expressions = [_column_expression(fields[n]) for n in names]
+    conflict = ", ".join(quote(fields[n].column) for n in unique)
+    if connection.vendor == "postgresql":
+        record = ", ".join(
+            f"{quote(fields[n].column)} {t}" for n, (_, t) in zip(names, expressions, strict=True)
+        )
+        source = f"FROM jsonb_to_recordset(%s::jsonb) AS x({record})"
+        distinct = "IS DISTINCT FROM"
+    else:
+        source = "FROM json_each(%s) AS j WHERE true"
+        distinct = "IS NOT"
+    sql = f"INSERT INTO {table} ({columns}) SELECT {', '.join(e for e, _ in expressions)} {source}"
+    if update:
+        cols = [quote(fields[n].column) for n in update]
+        sets = ", ".join(f"{c} = excluded.{c}" for c in cols)
+        changed = " OR ".join(f"{table}.{c} {distinct} excluded.{c}" for c in cols)
+        sql += f" ON CONFLICT ({conflict}) DO UPDATE SET {sets} WHERE {changed}"
+    else:
+        sql += f" ON CONFLICT ({conflict}) DO NOTHING"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [payload])
+    return len(ordered)
 
 
 # Single runs ---------------------------------------------------------------------------------
