@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 def synced(kind: str, **options) -> Iterator[tuple[ServedEmulator, object]]:
     """An emulator served on loopback, connected as an orchestrator and synced once."""
     options.setdefault("history", 1)
-    with emulated(kind, **options) as (app, server):
+    with emulated(kind, **options) as (_app, server):
         if kind == "testsigma":
             orchestrator = orchestrator_for(server)
             orchestrator.base_url = f"{server.base_url}/api/v1"
@@ -240,7 +240,7 @@ def test_an_orchestrator_fault_leaves_the_request_in_the_right_state(
 
 
 def test_a_refused_credential_fails_the_request_with_the_vendors_message(rerunner):
-    with synced("leapwork") as (server, orchestrator):
+    with synced("leapwork") as (_server, orchestrator):
         source = failed_run(orchestrator)
         orchestrator.credential = "wrong"
         orchestrator.save()
@@ -344,7 +344,7 @@ def test_conductor_reruns_all_with_edited_workflow_input(rerunner):
 
 
 def test_conductor_cannot_pick_agents(rerunner):
-    with synced("conductor") as (server, orchestrator):
+    with synced("conductor") as (_server, orchestrator):
         source = failed_run(orchestrator)
         agent = orchestrator.agents.first()
         with pytest.raises(RerunInvalid) as refused:
@@ -428,7 +428,7 @@ def test_testsigma_run_now_triggers_the_plan_with_build_and_runtime_data(rerunne
 
 
 def test_testsigma_takes_no_agents_or_variables_on_a_rerun(rerunner):
-    with synced("testsigma") as (server, orchestrator):
+    with synced("testsigma") as (_server, orchestrator):
         source = failed_run(orchestrator)
         with pytest.raises(RerunInvalid) as refused:
             rerun_plan(source=source, data=RerunInput(scope="all", variables={"a": "b"}))
