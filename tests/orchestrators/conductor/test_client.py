@@ -420,12 +420,13 @@ def test_it_fetches_a_new_token_when_the_old_one_expires(orkes_client, orkes_app
 def test_it_sends_a_write_again_once_after_a_new_token(orkes_client, orkes_app):
     orkes_client.list_schedules()
     orkes_app.clock.step(orkes_app.token_ttl + 1)
+    before = len(orkes_app.executions)
 
     workflow_id = orkes_client.run_now(orkes_app.definitions[0].name)
 
     starts = orkes_app.requests(path="/api/workflow")
     assert len(starts) == 2  # the refused one and the one that started it
-    assert sum(1 for e in orkes_app.executions if e == workflow_id) == 1
+    assert len(orkes_app.executions) == before + 1 and workflow_id in orkes_app.executions
     assert orkes_client.get_run(workflow_id).triggered_by == "key"
 
 
