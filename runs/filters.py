@@ -8,7 +8,7 @@ from runs.models import Agent, Orchestrator, Schedule, Trigger
 from runs.status import Status
 
 RUN_SORTS = [
-    ("-started", "Newest first"),
+    ("", "Newest first"),  # the default, "-started", stays out of the URL
     ("started", "Oldest first"),
     ("-duration", "Longest first"),
     ("duration", "Shortest first"),

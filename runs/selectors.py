@@ -407,8 +407,8 @@ class Flakiness:
 
 
 def test_case_flakiness(*, test_case: TestCase) -> Flakiness:
-    """Share of the case's runs where it failed, then passed on a rerun or a later attempt
-    (up to three links down the rerun_of chain)."""
+    """Of the runs that are not themselves reruns, the share where the case failed, then
+    passed on a rerun or a later attempt (up to three links down the rerun_of chain)."""
     passed_later = Q()
     for depth in range(1, 4):
         link = "__".join(["rerun_of"] * depth)
@@ -421,10 +421,13 @@ def test_case_flakiness(*, test_case: TestCase) -> Flakiness:
                 )
             )
         )
-    counts = ExecutionResult.objects.filter(test_case=test_case).aggregate(
+    failed = Q(status__in=FAILURE_VALUES)
+    counts = ExecutionResult.objects.filter(
+        test_case=test_case, run__rerun_of__isnull=True
+    ).aggregate(
         runs=Count("run", distinct=True),
-        failed=Count("run", distinct=True, filter=Q(status__in=FAILURE_VALUES)),
-        flaky=Count("run", distinct=True, filter=Q(status__in=FAILURE_VALUES) & passed_later),
+        failed=Count("run", distinct=True, filter=failed),
+        flaky=Count("run", distinct=True, filter=failed & passed_later),
     )
     return Flakiness(runs=counts["runs"], flaky=counts["flaky"], failed=counts["failed"])
 

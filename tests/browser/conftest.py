@@ -1,0 +1,90 @@
+"""Real Chromium through Playwright's sync API, against pytest-django's live_server.
+
+Playwright's sync API runs an event loop in the test thread; Django refuses ORM calls from a
+thread with a running loop unless told otherwise, so only these tests set the flag below.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = os.environ.get("RUNBOARD_CHROMIUM") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+]
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+# Browser tests run in a real transaction each (the live server is another thread) and get
+# the data migrations' rows (the Rerunners group) back afterwards.
+browser_db = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    """Debian's Chromium, headless; skipped (failed in CI) when it is not installed."""
+    if not Path(CHROMIUM).exists():
+        reason = (
+            f"Chromium not found at {CHROMIUM}: apt-get install chromium, or set RUNBOARD_CHROMIUM"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, settings):
+    """A fresh browser context and page (no cookies); the test's clock is UTC+02:00 in Paris."""
+    # The suite runs with DEBUG off, whose secure cookies plain-HTTP live_server cannot carry.
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, timezone_id="Europe/Paris", locale="en-GB"
+    )
+    context.set_default_timeout(10_000)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+@pytest.fixture
+def log_in(page, live_server):
+    """log_in(user): give the browser a logged-in session (the login form has its own test)."""
+
+    def log_in_as(user) -> None:
+        client = Client()
+        client.force_login(user)
+        session = client.cookies["sessionid"].value
+        page.context.add_cookies([{"name": "sessionid", "value": session, "url": live_server.url}])
+
+    return log_in_as
+
+
+@pytest.fixture
+def screenshot(page):
+    """screenshot(name): save a full-page PNG under tests/browser/screenshots/ (git-ignored)."""
+
+    def save(name: str) -> None:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+    return save
