@@ -370,18 +370,24 @@ def test_case_history(
 ) -> Page[ExecutionResult]:
     """The case's results, newest run first, by key; `from_run` opens the page holding that
     run's result with the runs after it above."""
+    anchor = None
     if from_run and not (after or before):
         anchor = (
             ExecutionResult.objects.filter(test_case=test_case, run_id=from_run)
             .order_by("-id")
-            .values_list("id", "run__started_at")
+            .values_list("run__started_at", "id")
             .first()
         )
-        if anchor is not None:
-            # A cursor just past the anchor, so that the page includes it (ids are integers).
-            pk, started = anchor
-            before = f"{(started - EPOCH) // timedelta(microseconds=1)}_{pk - 1}"
-    return keyset_page(_case_results(test_case), key=RESULT_KEY, after=after, before=before)
+    if anchor is None:
+        return keyset_page(_case_results(test_case), key=RESULT_KEY, after=after, before=before)
+    # Walk back from just past the anchor so that the page includes it (ids are integers).
+    started, pk = anchor
+    cursor = f"{(started - EPOCH) // timedelta(microseconds=1)}_{pk - 1}"
+    page = keyset_page(_case_results(test_case), key=RESULT_KEY, before=cursor)
+    older = _case_results(test_case).filter(RESULT_KEY.beyond(started, pk, forward=True))
+    if not older.exists():
+        page.next_cursor = None
+    return page
 
 
 def test_case_strip(*, test_case: TestCase, size: int = STRIP_SIZE) -> list[ExecutionResult]:

@@ -211,7 +211,7 @@ BUDGETS = {
     "run poll": ("/runs/{running_run.pk}/poll/", 5),
     "history row poll": ("/runs/{running_run.pk}/row/", 3),
     "test case": ("/cases/{case.pk}/", 7),
-    "test case from a run": ("/cases/{case.pk}/?from={failed_run.pk}", 8),
+    "test case from a run": ("/cases/{case.pk}/?from={failed_run.pk}", 9),
     "schedule": ("/schedules/{schedule.pk}/", 8),
     "agents": ("/agents/", 3),
     "orchestrators": ("/orchestrators/", 4),

@@ -109,3 +109,11 @@ def test_it_shows_the_failure_rate_per_agent(viewer_client, history):
 
 def test_an_unknown_case_is_a_404(viewer_client):
     assert viewer_client.get(reverse("runs:test_case", args=[424242])).status_code == 404
+
+
+def test_the_page_of_the_oldest_run_has_no_next_page(viewer_client, history):
+    case, oldest = history["case"], history["runs"][0]
+    response = viewer_client.get(reverse("runs:test_case", args=[case.pk]), {"from": oldest.pk})
+    page = response.context["page"]
+    assert page.items[-1].run_id == oldest.pk
+    assert page.next_cursor is None and page.prev_cursor
