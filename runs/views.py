@@ -11,6 +11,7 @@ from django_htmx.middleware import HtmxDetails
 from runs import rerun_views, selectors
 from runs.filters import ResultFilterForm, RunFilterForm
 from runs.models import Run, Schedule, TestCase
+from runs.services.sync import run_refresh_if_stale
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -45,6 +46,8 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
 def run_row(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """One history row, polled while its run is in progress."""
     run = _get_or_404(selectors.run_get_for_poll, pk, "run")
+    # Somebody is watching: a stale running run asks the background poller to refresh it.
+    run_refresh_if_stale(run=run)
     html = render_to_string("runs/partials/run_table.html#run-row", {"run": run}, request)
     return HttpResponseStopPolling(html) if run.is_terminal else HttpResponse(html)
 
@@ -75,6 +78,8 @@ def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def run_poll(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The run page's summary (and its results, out of band) while the run is in progress."""
     run = _get_or_404(selectors.run_get_for_poll, pk, "run")
+    # The refresh hook: a watched, stale running run asks the background poller for fresh data.
+    run_refresh_if_stale(run=run)
     context = {**_run_page_context(request, run), "oob": True}
     html = render_to_string("runs/run_detail.html#run-summary", context, request)
     html += render_to_string("runs/run_detail.html#run-results", context, request)

@@ -208,8 +208,10 @@ BUDGETS = {
     "history, an earlier page": ("/runs/?before={cursor}&sort=-started", 6),
     "run page": ("/runs/{failed_run.pk}/", 11),
     "run page results (htmx)": ("/runs/{failed_run.pk}/?status=failures", 11),
-    "run poll": ("/runs/{running_run.pk}/poll/", 5),
-    "history row poll": ("/runs/{running_run.pk}/row/", 3),
+    # Polls of a stale running run also ask the poller to refresh it (a savepoint, a check,
+    # an insert of the task): 4 queries of run_refresh_if_stale.
+    "run poll": ("/runs/{running_run.pk}/poll/", 9),
+    "history row poll": ("/runs/{running_run.pk}/row/", 7),
     "test case": ("/cases/{case.pk}/", 7),
     "test case from a run": ("/cases/{case.pk}/?from={failed_run.pk}", 9),
     "schedule": ("/schedules/{schedule.pk}/", 8),
