@@ -410,9 +410,15 @@ def _test_cases_upsert(
 def _mark_vanished_schedules(orchestrator: Orchestrator, listed: set[str], now: datetime) -> None:
     if orchestrator.kind == OrchestratorKind.TESTSIGMA:
         return  # Testsigma lists no plans: the configured ones are all it knows of.
-    Schedule.objects.filter(
-        orchestrator=orchestrator, is_temporary=False, vanished_at__isnull=True
-    ).exclude(external_id__in=listed).update(vanished_at=now)
+    gone = list(
+        Schedule.objects.filter(
+            orchestrator=orchestrator, is_temporary=False, vanished_at__isnull=True
+        )
+        .exclude(external_id__in=listed)
+        .values_list("pk", flat=True)
+    )
+    if gone:
+        Schedule.objects.filter(pk__in=gone).update(vanished_at=now)
 
 
 def runs_mark_vanished(
@@ -534,13 +540,16 @@ def _runs_store(
 
     schedule_ids = _schedule_ids_ensure(orchestrator, changed)
     results = [r for s in changed for r in s.results]
-    agent_ids = agents_upsert(
-        orchestrator=orchestrator,
-        agents={
-            r.agent_id: AgentSnapshot(r.agent_id, r.agent_title or r.agent_id)
+    # Results name their agent but not its host: they never blank what a listing said.
+    agent_ids = _upsert_by_external_id(
+        Agent,
+        orchestrator,
+        {
+            r.agent_id: {"title": (r.agent_title or r.agent_id)[:300], "host": ""}
             for r in results
             if r.agent_id
-        }.values(),
+        },
+        ["title"],
     )
     case_ids = _test_cases_upsert(orchestrator, results)
     per_agent = orchestrator.kind == OrchestratorKind.LEAPWORK
