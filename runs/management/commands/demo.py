@@ -47,6 +47,10 @@ def admin_ensure() -> str | None:
     return password
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Run the demo: emulated orchestrators, a worker, the periodic sync and the server."
 
@@ -66,6 +70,9 @@ class Command(BaseCommand):
                 probe.bind((host, port))
             except OSError as exc:
                 raise CommandError(f"Cannot serve on {host}:{port}: {exc.strerror}.") from exc
+        # Ctrl-C, or a TERM from whoever started the demo, stops everything it started.
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         call_command("migrate", interactive=False, verbosity=0)
         password = admin_ensure()
         if password:
