@@ -195,6 +195,8 @@ def big_history(django_db_setup, django_db_blocker):
 
 # Session + user are 2 of each budget; the run, schedule and orchestrators pages include the
 # rerun panel, run-now form and track-run form, whose contexts (runs.rerun_views) count too.
+# A savepoint and its release, a check, an insert of the task, and on PostgreSQL a lock.
+REFRESH_HOOK = 5
 BUDGETS = {
     "overview": ("/", 7),
     "history": ("/runs/", 6),
@@ -208,10 +210,9 @@ BUDGETS = {
     "history, an earlier page": ("/runs/?before={cursor}&sort=-started", 6),
     "run page": ("/runs/{failed_run.pk}/", 11),
     "run page results (htmx)": ("/runs/{failed_run.pk}/?status=failures", 11),
-    # Polls of a stale running run also ask the poller to refresh it (a savepoint, a check,
-    # an insert of the task): 4 queries of run_refresh_if_stale.
-    "run poll": ("/runs/{running_run.pk}/poll/", 9),
-    "history row poll": ("/runs/{running_run.pk}/row/", 7),
+    # Polls of a stale running run also ask the poller to refresh it: run_refresh_if_stale.
+    "run poll": ("/runs/{running_run.pk}/poll/", 5 + REFRESH_HOOK),
+    "history row poll": ("/runs/{running_run.pk}/row/", 3 + REFRESH_HOOK),
     "test case": ("/cases/{case.pk}/", 7),
     "test case from a run": ("/cases/{case.pk}/?from={failed_run.pk}", 9),
     "schedule": ("/schedules/{schedule.pk}/", 8),
