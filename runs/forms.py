@@ -47,6 +47,20 @@ def parse_variables(data: QueryDict) -> tuple[dict[str, str], str]:
     return variables, ""
 
 
+class SingleChoiceOfMany(forms.RadioSelect):
+    """Radio buttons for a multiple-choice field where exactly one may be picked (a task)."""
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> list[str]:
+        return data.getlist(name) if hasattr(data, "getlist") else list(data.get(name) or [])
+
+    def format_value(self, value: Any) -> list[str]:
+        return (
+            [str(v) for v in (value or [])]
+            if isinstance(value, list | tuple)
+            else super().format_value(value)
+        )
+
+
 class JSONObjectField(forms.CharField):
     """A JSON object typed into a textarea."""
 
@@ -111,7 +125,7 @@ class RerunForm(forms.Form):
         self.fields["cases"].label = case_label
         self.fields["cases"].choices = [(r.pk, _result_label(r)) for r in results]
         if kind == OrchestratorKind.CONDUCTOR:
-            self.fields["cases"].widget = forms.RadioSelect()
+            self.fields["cases"].widget = SingleChoiceOfMany()
             self.fields["cases"].widget.choices = self.fields["cases"].choices
             first = failures[-1] if failures else (results[-1] if results else None)
             self.fields["cases"].initial = [first.pk] if first else []

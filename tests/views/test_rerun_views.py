@@ -1,0 +1,208 @@
+"""The rerun forms over HTTP: preview first, then send; htmx and plain POST alike."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from runs.models import RerunRequest, RerunState, Run
+from tests.emulated import emulator_control
+from tests.factories import make_user
+from tests.services.test_reruns import failed_run, synced, vendor_writes
+
+pytestmark = pytest.mark.django_db
+
+
+def form_data(page: str) -> dict[str, str]:
+    """The idempotency key the form was rendered with."""
+    match = re.search(r'name="idempotency_key" value="([^"]+)"', page)
+    assert match, "the rerun form carries an idempotency key"
+    return {"idempotency_key": match.group(1)}
+
+
+def test_a_viewer_sees_no_rerun_form_and_the_server_refuses_them(client):
+    client.force_login(make_user("viewer"))
+    with synced("leapwork") as (server, orchestrator):
+        run = failed_run(orchestrator)
+        page = client.get(run.get_absolute_url()).content.decode()
+        assert 'id="rerun-form"' not in page
+        assert "Rerunners" in page
+        response = client.post(
+            reverse("runs:rerun", args=[run.pk]), {"scope": "all", "action": "send"}
+        )
+        assert response.status_code == 403
+        assert vendor_writes(server) == []
+
+
+def test_the_run_page_offers_failed_only_and_the_source_agents_preselected(client):
+    client.force_login(make_user("ana", rerunner=True))
+    with synced("leapwork") as (_server, orchestrator):
+        run = failed_run(orchestrator)
+        page = client.get(run.get_absolute_url()).content.decode()
+        assert 'id="rerun-form"' in page
+        assert re.search(r'value="failed"[^>]*checked', page)
+        for agent_id in set(run.results.values_list("agent_id", flat=True)):
+            assert re.search(rf'name="agents" value="{agent_id}"[^>]*checked', page)
+        assert 'name="var_name"' in page
+
+
+def test_preview_then_send_lands_on_the_request_with_its_runs(client):
+    client.force_login(make_user("ana", rerunner=True))
+    with synced("leapwork") as (server, orchestrator):
+        run = failed_run(orchestrator)
+        other = (
+            orchestrator.agents.exclude(pk__in=run.results.values("agent")).first()
+            or orchestrator.agents.first()
+        )
+        url = reverse("runs:rerun", args=[run.pk])
+        data = {
+            **form_data(client.get(run.get_absolute_url()).content.decode()),
+            "scope": "failed",
+            "agents": [other.pk],
+            "var_name": ["Browser", ""],
+            "var_value": ["firefox", ""],
+        }
+        preview = client.post(url, {**data, "action": "preview"})
+        page = preview.content.decode()
+        assert preview.status_code == 200
+        assert "Preview: failed only" in page and other.title in page
+        assert f"/agent/{other.external_id}?isDelete=true&amp;Browser=firefox" in page
+        assert 'value="send"' in page
+        assert vendor_writes(server) == [], "a preview sends nothing"
+
+        sent = client.post(url, {**data, "action": "send"})
+        request = RerunRequest.objects.get()
+        assert request.state == RerunState.ACCEPTED
+        runs = list(request.runs.all())
+        expected = runs[0].get_absolute_url() if len(runs) == 1 else request.get_absolute_url()
+        assert sent.status_code == 302 and sent["Location"] == expected
+        assert all(r.rerun_of_id == run.pk for r in runs)
+
+        again = client.post(url, {**data, "action": "send"})
+        assert again.status_code == 302 and again["Location"] == expected
+        assert RerunRequest.objects.count() == 1
+        writes = len(vendor_writes(server))
+        assert writes == len(runs)
+
+        audit = client.get(run.get_absolute_url()).content.decode()
+        assert "by ana" in audit and "failed only" in audit
+
+
+def test_htmx_submissions_answer_with_a_client_redirect(client):
+    client.force_login(make_user("ana", rerunner=True))
+    with synced("leapwork") as (_server, orchestrator):
+        run = failed_run(orchestrator)
+        data = {**form_data(client.get(run.get_absolute_url()).content.decode()), "scope": "all"}
+        response = client.post(
+            reverse("runs:rerun", args=[run.pk]),
+            {**data, "action": "send"},
+            headers={"HX-Request": "true"},
+        )
+        assert response.status_code == 200
+        new_run = Run.objects.get(rerun_of=run)
+        assert response["HX-Redirect"] == new_run.get_absolute_url()
+
+
+def test_errors_appear_next_to_their_fields_with_the_values_kept(client):
+    client.force_login(make_user("ana", rerunner=True))
+    with synced("leapwork") as (server, orchestrator):
+        run = failed_run(orchestrator)
+        data = {
+            **form_data(client.get(run.get_absolute_url()).content.decode()),
+            "scope": "picked",
+            "var_name": ["Browser", "Browser"],
+            "var_value": ["firefox", "chrome"],
+            "action": "send",
+        }
+        page = client.post(reverse("runs:rerun", args=[run.pk]), data).content.decode()
+        assert "is given twice" in page
+        assert 'value="chrome"' in page
+        assert vendor_writes(server) == [] and RerunRequest.objects.count() == 0
+
+
+def test_a_refusal_is_shown_with_nothing_lost_and_a_fresh_key(client):
+    client.force_login(make_user("ana", rerunner=True))
+    with synced("leapwork") as (server, orchestrator):
+        run = failed_run(orchestrator)
+        emulator_control(
+            server, "faults", {"path": "reRunOnAgents", "error_rate": 1.0, "status": 500}
+        )
+        first = form_data(client.get(run.get_absolute_url()).content.decode())
+        data = {**first, "scope": "all", "var_name": ["Env"], "var_value": ["qa"], "action": "send"}
+        page = client.post(reverse("runs:rerun", args=[run.pk]), data).content.decode()
+        assert "refused it; nothing ran" in page
+        assert 'value="qa"' in page
+        assert form_data(page)["idempotency_key"] != first["idempotency_key"]
+        assert RerunRequest.objects.get().state == RerunState.FAILED
+
+
+def test_conductor_reruns_from_a_task_with_edited_input_through_the_form(client):
+    client.force_login(make_user("ana", rerunner=True))
+    with synced("conductor") as (server, orchestrator):
+        run = failed_run(orchestrator)
+        task = run.results.filter(status="failed").first()
+        page = client.get(run.get_absolute_url()).content.decode()
+        assert 'name="agents"' not in page, "Conductor workers are shown, not pickable"
+        data = {
+            **form_data(page),
+            "scope": "from_task",
+            "cases": [task.pk],
+            "task_input": '{"attempts": 2}',
+            "action": "send",
+        }
+        response = client.post(reverse("runs:rerun", args=[run.pk]), data)
+        attempt = Run.objects.get(external_id=run.external_id, attempt=run.attempt + 1)
+        assert response["Location"] == attempt.get_absolute_url()
+        (write,) = vendor_writes(server)
+        assert write["body"]["taskInput"] == {"attempts": 2}
+
+
+def test_malformed_task_input_is_refused_next_to_its_field(client):
+    client.force_login(make_user("ana", rerunner=True))
+    with synced("conductor") as (server, orchestrator):
+        run = failed_run(orchestrator)
+        data = {
+            **form_data(client.get(run.get_absolute_url()).content.decode()),
+            "scope": "from_task",
+            "cases": [run.results.first().pk],
+            "task_input": "{not json",
+            "action": "preview",
+        }
+        page = client.post(reverse("runs:rerun", args=[run.pk]), data).content.decode()
+        assert "not valid JSON" in page
+        assert vendor_writes(server) == []
+
+
+def test_run_now_with_variables_from_the_schedule_page(client):
+    client.force_login(make_user("ana", rerunner=True))
+    with synced("leapwork") as (server, orchestrator):
+        schedule = orchestrator.schedules.filter(is_temporary=False).first()
+        page = client.get(schedule.get_absolute_url()).content.decode()
+        assert 'id="run-now-panel"' in page
+        data = {**form_data(page), "var_name": ["Browser"], "var_value": ["edge"], "action": "send"}
+        response = client.post(reverse("runs:run_now", args=[schedule.pk]), data)
+        new_run = Run.objects.get(rerun_request__isnull=False)
+        assert response["Location"] == new_run.get_absolute_url()
+        (write,) = vendor_writes(server)
+        assert ("Browser", "edge") in write["query"]
+
+
+def test_the_request_page_says_an_unknown_outcome_and_links_the_orchestrator(client, settings):
+    settings.RUNBOARD_HTTP_TIMEOUT = 1.0
+    client.force_login(make_user("ana", rerunner=True))
+    with synced("leapwork") as (server, orchestrator):
+        run = failed_run(orchestrator)
+        emulator_control(server, "faults", {"path": "reRunOnAgents", "timeout": 3.0})
+        data = {
+            **form_data(client.get(run.get_absolute_url()).content.decode()),
+            "scope": "all",
+            "action": "send",
+        }
+        response = client.post(reverse("runs:rerun", args=[run.pk]), data)
+        request = RerunRequest.objects.get()
+        assert request.state == RerunState.UNKNOWN
+        assert response["Location"] == request.get_absolute_url()
+        page = client.get(request.get_absolute_url()).content.decode()
+        assert "unknown" in page.lower() and orchestrator.base_url in page
