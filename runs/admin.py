@@ -20,6 +20,7 @@ from runs.models import (
     Schedule,
     TestCase,
 )
+from runs.services.orchestrators import ConnectError, orchestrator_check
 
 
 class OrchestratorAdminForm(forms.ModelForm):
@@ -42,7 +43,29 @@ class OrchestratorAdminForm(forms.ModelForm):
             and not cleaned.get("clear_credential")
         ):
             cleaned["credential"] = self.instance.credential
+        self._check_connection(cleaned)
         return cleaned
+
+    def _check_connection(self, cleaned: dict[str, Any]) -> None:
+        """The same check as `manage.py connect`: a new orchestrator, or a changed URL, kind or
+        credential, is saved only once the orchestrator accepts it."""
+        connecting = ("kind", "base_url", "credential")
+        if self.errors or any(not cleaned.get(name) for name in ("kind", "base_url")):
+            return
+        if self.instance.pk and all(
+            cleaned.get(name) == getattr(self.instance, name) for name in connecting
+        ):
+            return
+        candidate = Orchestrator(
+            kind=cleaned["kind"],
+            base_url=cleaned["base_url"].rstrip("/"),
+            credential=cleaned.get("credential") or "",
+            test_plan_ids=cleaned.get("test_plan_ids") or [],
+        )
+        try:
+            orchestrator_check(orchestrator=candidate)
+        except ConnectError as exc:
+            raise forms.ValidationError(str(exc)) from exc
 
 
 @admin.register(Orchestrator)

@@ -51,14 +51,28 @@ def orchestrators_due():
     )
 
 
+def _running():
+    """Runs still going on orchestrators that are enabled and not backing off."""
+    return Run.objects.filter(
+        status__in=IN_PROGRESS,
+        is_frozen=False,
+        vanished_at__isnull=True,
+        orchestrator__in=orchestrators_due(),
+    )
+
+
 @task()
 def sync_cycle() -> list[str]:
     """Sync every enabled orchestrator that is due (one broken one never stops the others)."""
     reports = []
     try:
         for orchestrator in orchestrators_due():
-            reports.append(str(sync.orchestrator_sync(orchestrator=orchestrator)))
-        if Run.objects.filter(status__in=IN_PROGRESS, is_frozen=False).exists():
+            try:
+                reports.append(str(sync.orchestrator_sync(orchestrator=orchestrator)))
+            except Exception:  # the pass records its own failures; this is the last guard
+                logger.exception("sync of %s failed", orchestrator.name)
+                reports.append(f"{orchestrator.name}: FAILED (see the log)")
+        if _running().exists():
             poll_cycle_ensure()
     finally:
         _chain_continue(sync_cycle, settings.RUNBOARD_SYNC_INTERVAL)
@@ -73,14 +87,7 @@ def sync_cycle_ensure() -> bool:
 @task()
 def poll_cycle() -> int:
     """Refresh every running run; go on while any still runs."""
-    running = list(
-        Run.objects.filter(
-            status__in=IN_PROGRESS,
-            is_frozen=False,
-            vanished_at__isnull=True,
-            orchestrator__enabled=True,
-        ).select_related("orchestrator")
-    )
+    running = list(_running().select_related("orchestrator"))
     by_orchestrator: dict[int, list[Run]] = {}
     for run in running:
         by_orchestrator.setdefault(run.orchestrator_id, []).append(run)
@@ -93,6 +100,7 @@ def poll_cycle() -> int:
                 refreshed = sync.run_refresh(run=run, client=client)
                 still_running += not refreshed.is_terminal
         except OrchestratorError as exc:
+            # The periodic pass records it and backs off; polling just tries again.
             logger.warning("polling %s failed: %s", orchestrator.name, exc)
             still_running += len(runs)
         finally:

@@ -44,7 +44,7 @@ def test_saving_without_a_credential_keeps_the_stored_one(admin_client):
         {
             "kind": "leapwork",
             "name": "lab-renamed",
-            "base_url": "http://127.0.0.1:9001",
+            "base_url": orchestrator.base_url,  # unchanged: no connection check
             "credential": "",
             "test_plan_ids": "[]",
             "enabled": "on",

@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from runs.models import Orchestrator, OrchestratorKind, Run
-from runs.orchestrators.base import OrchestratorError
-from runs.services.sync import orchestrator_client, run_track
+from runs.orchestrators.base import OrchestratorError, RunSnapshot
+from runs.services.sync import orchestrator_client, runs_store
 
 
 class ConnectError(Exception):
@@ -25,7 +25,10 @@ class Connection:
 
 
 def orchestrator_check(*, orchestrator: Orchestrator) -> None:
-    """Ask the orchestrator whether this base URL and credential work; raise ConnectError if not."""
+    """Ask the orchestrator whether this base URL and credential work; raise ConnectError if not.
+
+    Works on an unsaved instance: the connect command and the admin form check before saving.
+    """
     client = orchestrator_client(orchestrator)
     try:
         client.check()
@@ -44,7 +47,8 @@ def orchestrator_connect(
     test_plan_ids: Sequence[str] = (),
     run_ids: Sequence[str] = (),
 ) -> Connection:
-    """Create or update the orchestrator `name` after checking it answers to this credential.
+    """Create or update the orchestrator `name` after checking it answers to this credential
+    and that every run id given can be read there; nothing is saved otherwise.
 
     Idempotent: connecting the same name again updates it (a second `make run` reuses it).
     """
@@ -70,17 +74,28 @@ def orchestrator_connect(
     except ValidationError as exc:
         raise ConnectError(_validation_text(exc)) from exc
     orchestrator_check(orchestrator=orchestrator)
+    snapshots = _read_runs(orchestrator, [run_id.strip() for run_id in run_ids if run_id.strip()])
     with transaction.atomic():
         orchestrator.save()
-    tracked = []
-    for run_id in run_ids:
-        try:
-            tracked.append(run_track(orchestrator=orchestrator, external_id=run_id))
-        except OrchestratorError as exc:
-            raise ConnectError(
-                f"Connected {name}, but run {run_id} could not be read: {exc}"
-            ) from exc
-    return Connection(orchestrator=orchestrator, created=created, tracked=tuple(tracked))
+        stored = runs_store(orchestrator=orchestrator, snapshots=snapshots)
+    tracked = tuple(stored[s.external_id] for s in snapshots if s.external_id in stored)
+    return Connection(orchestrator=orchestrator, created=created, tracked=tracked)
+
+
+def _read_runs(orchestrator: Orchestrator, run_ids: Sequence[str]) -> list[RunSnapshot]:
+    if not run_ids:
+        return []
+    client = orchestrator_client(orchestrator)
+    snapshots = []
+    try:
+        for run_id in run_ids:
+            try:
+                snapshots.append(client.get_run(run_id))
+            except OrchestratorError as exc:
+                raise ConnectError(f"Run {run_id} could not be read: {exc}") from exc
+    finally:
+        client.close()
+    return snapshots
 
 
 def _validation_text(exc: ValidationError) -> str:
