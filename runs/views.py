@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
@@ -33,6 +34,7 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "runs/overview.html", {"overview": selectors.overview_get()})
 
 
+@vary_on_headers("HX-Request")
 def run_list(request: HtmxHttpRequest) -> HttpResponse:
     form = RunFilterForm(request.GET)
     form.is_valid()
@@ -65,6 +67,7 @@ def _run_page_context(request: HttpRequest, run: Run) -> dict:
     }
 
 
+@vary_on_headers("HX-Request")
 def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     run = _get_or_404(selectors.run_get, pk, "run")
     context = _run_page_context(request, run)
@@ -86,6 +89,7 @@ def run_poll(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return HttpResponseStopPolling(html) if run.is_terminal else HttpResponse(html)
 
 
+@vary_on_headers("HX-Request")
 def test_case(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     case = _get_or_404(selectors.test_case_get, pk, "test case")
     from_run = _int_param(request, "from")
@@ -101,6 +105,7 @@ def test_case(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return render(request, "runs/test_case.html", context)
 
 
+@vary_on_headers("HX-Request")
 def schedule(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     found = _get_or_404(selectors.schedule_get, pk, "schedule")
     page = selectors.schedule_runs(schedule=found, **_cursor(request))

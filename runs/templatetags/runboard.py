@@ -134,7 +134,7 @@ def percent(part: int | float | None, whole: int | float | None) -> int:
 
 TREND_WIDTH = 600
 TREND_HEIGHT = 160
-TREND_PAD = 8
+TREND_PAD = 14  # room for the axis labels above their lines
 
 
 @register.inclusion_tag("runs/partials/trend.html")

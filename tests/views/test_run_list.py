@@ -113,8 +113,10 @@ def test_a_bad_cursor_shows_the_first_page(viewer_client):
 
 def test_it_answers_htmx_with_the_table_fragment(viewer_client):
     make_run()
-    html = viewer_client.get(URL, {"sort": "started"}, **HTMX).content.decode()
+    response = viewer_client.get(URL, {"sort": "started"}, **HTMX)
+    html = response.content.decode()
     assert html.lstrip().startswith('<section id="run-table"')
+    assert "HX-Request" in response["Vary"]  # caches keep the page and the fragment apart
     assert "<form" not in html
 
 
