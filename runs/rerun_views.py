@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -183,9 +183,10 @@ def track_run(request: HttpRequest) -> HttpResponse:
     return render(request, "runs/track_run.html", {"track_form": form}, status=422)
 
 
-@staff_member_required
 @require_http_methods(["GET", "POST"])
 def orchestrator_connect_view(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_staff:
+        raise PermissionDenied("Connecting an orchestrator is for staff.")
     form = ConnectForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
