@@ -415,27 +415,23 @@ class Flakiness:
 def test_case_flakiness(*, test_case: TestCase) -> Flakiness:
     """Of the runs that are not themselves reruns, the share where the case failed, then
     passed on a rerun or a later attempt (up to three links down the rerun_of chain)."""
-    passed_later = Q()
-    for depth in range(1, 4):
-        link = "__".join(["rerun_of"] * depth)
-        passed_later |= Q(
-            Exists(
-                ExecutionResult.objects.filter(
-                    test_case=test_case,
-                    status=Status.PASSED,
-                    **{f"run__{link}": OuterRef("run_id")},
-                )
-            )
-        )
+    results = ExecutionResult.objects.filter(test_case=test_case)
+    originals = results.filter(run__rerun_of__isnull=True)
     failed = Q(status__in=FAILURE_VALUES)
-    counts = ExecutionResult.objects.filter(
-        test_case=test_case, run__rerun_of__isnull=True
-    ).aggregate(
-        runs=Count("run", distinct=True),
-        failed=Count("run", distinct=True, filter=failed),
-        flaky=Count("run", distinct=True, filter=failed & passed_later),
+    counts = originals.aggregate(
+        runs=Count("run", distinct=True), failed=Count("run", distinct=True, filter=failed)
     )
-    return Flakiness(runs=counts["runs"], flaky=counts["flaky"], failed=counts["failed"])
+    # Reruns are few: read the ancestors of every rerun where the case passed, in one query.
+    ancestors = results.filter(status=Status.PASSED, run__rerun_of__isnull=False).values_list(
+        "run__rerun_of", "run__rerun_of__rerun_of", "run__rerun_of__rerun_of__rerun_of"
+    )
+    rescued = {pk for row in ancestors for pk in row if pk}
+    flaky = (
+        originals.filter(failed, run_id__in=rescued).values("run_id").distinct().count()
+        if rescued
+        else 0
+    )
+    return Flakiness(runs=counts["runs"], flaky=flaky, failed=counts["failed"])
 
 
 def test_case_agent_failure_rates(*, test_case: TestCase) -> list[dict[str, Any]]:
