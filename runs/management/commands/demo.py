@@ -62,8 +62,16 @@ class Command(BaseCommand):
             default="9001,8127,8128",
             help="Leapwork, Conductor and Testsigma ports (0: any free port).",
         )
+        parser.add_argument(
+            "--scale",
+            type=float,
+            default=1.0,
+            help="Multiply the emulated history (e.g. 0.25 for a quicker start).",
+        )
 
-    def handle(self, *args: Any, host: str, port: int, emulator_ports: str, **options: Any) -> None:
+    def handle(
+        self, *args: Any, host: str, port: int, emulator_ports: str, scale: float, **options: Any
+    ) -> None:
         # runserver exits the process at once when its port is taken, before any cleanup.
         with socket.socket() as probe:
             try:
@@ -79,7 +87,7 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"Created user 'admin' with password: {password}"))
             self.stdout.write("It is shown only this once.")
         ports = [int(p) for p in emulator_ports.split(",")]
-        emulators = self._start_emulators(ports)
+        emulators = self._start_emulators(ports, scale)
         worker = None
         try:
             self._connect(emulators)
@@ -114,13 +122,17 @@ class Command(BaseCommand):
                     served.stop()
             self.stdout.write("Demo stopped.")
 
-    def _start_emulators(self, ports: list[int]) -> dict[str, ServedEmulator]:
+    def _start_emulators(self, ports: list[int], scale: float) -> dict[str, ServedEmulator]:
         emulators = {}
         for (kind, (_name, seed, credential, history, pace)), port in zip(
             DEMO_ORCHESTRATORS.items(), ports, strict=True
         ):
             app = emulator_class(kind)(
-                seed=seed, credential=credential, history=history, pace=pace, autorun=DEMO_AUTORUN
+                seed=seed,
+                credential=credential,
+                history=max(1, round(history * scale)),
+                pace=pace,
+                autorun=DEMO_AUTORUN,
             )
             emulators[kind] = ServedEmulator(app, port).start()
             self.stdout.write(f"{kind} emulator at {emulators[kind].base_url}")
