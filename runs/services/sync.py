@@ -521,6 +521,7 @@ def _runs_store(
             ):
                 stored_ids.setdefault(run_id, set()).add(external_id)
 
+    fingerprints = {s.external_id: snapshot_fingerprint(s) for s in snapshots}
     new_runs: list[RunSnapshot] = []
     new_attempts: list[tuple[Run, RunSnapshot]] = []
     updates: list[tuple[Run, RunSnapshot]] = []
@@ -532,7 +533,7 @@ def _runs_store(
             new_attempts.append((run, snapshot))
         elif run.is_terminal and not snapshot.status.is_terminal:
             continue  # an older read than the one stored (a concurrent pass): keep the newer
-        elif run.fingerprint != snapshot_fingerprint(snapshot) or run.vanished_at is not None:
+        elif run.fingerprint != fingerprints[snapshot.external_id] or run.vanished_at is not None:
             updates.append((run, snapshot))
     changed = [s for s in new_runs] + [s for _, s in new_attempts] + [s for _, s in updates]
     if not changed:
@@ -554,36 +555,36 @@ def _runs_store(
     case_ids = _test_cases_upsert(orchestrator, results)
     per_agent = orchestrator.kind == OrchestratorKind.LEAPWORK
 
-    to_create: list[Run] = []
+    # New rows as plain dicts: every column, from an unsaved Run's defaults.
+    template = _row(Run(orchestrator=orchestrator, synced_at=now))
+    to_create: list[dict[str, Any]] = []
     for snapshot in new_runs:
         to_create.append(
-            Run(
-                orchestrator=orchestrator,
-                external_id=snapshot.external_id,
-                trigger=_trigger(snapshot),
-                variables=dict(snapshot.variables),
-                synced_at=now,
-                **_run_values(snapshot, schedule_ids, per_agent),
-            )
+            {
+                **template,
+                **_run_values(snapshot, schedule_ids, per_agent, fingerprints),
+                "external_id": snapshot.external_id,
+                "trigger": _trigger(snapshot),
+                "variables": dict(snapshot.variables),
+            }
         )
     report.runs_created += len(new_runs)
     for previous, snapshot in new_attempts:
         to_create.append(
-            Run(
-                orchestrator=orchestrator,
-                external_id=snapshot.external_id,
-                attempt=previous.attempt + 1,
-                rerun_of_id=previous.pk,
-                trigger=Trigger.RERUN,
-                variables=dict(snapshot.variables),
-                synced_at=now,
-                **_run_values(snapshot, schedule_ids, per_agent),
-            )
+            {
+                **template,
+                **_run_values(snapshot, schedule_ids, per_agent, fingerprints),
+                "external_id": snapshot.external_id,
+                "attempt": previous.attempt + 1,
+                "rerun_of_id": previous.pk,
+                "trigger": Trigger.RERUN,
+                "variables": dict(snapshot.variables),
+            }
         )
     report.attempts_created += len(new_attempts)
     to_update: list[Run] = []
     for run, snapshot in updates:
-        for name, value in _run_values(snapshot, schedule_ids, per_agent).items():
+        for name, value in _run_values(snapshot, schedule_ids, per_agent, fingerprints).items():
             setattr(run, name, value)
         if snapshot.variables:
             run.variables = dict(snapshot.variables)
@@ -594,15 +595,13 @@ def _runs_store(
     if new_attempts:
         # The attempt Runboard held stays as it was, with its results and permalink.
         Run.objects.filter(pk__in=[run.pk for run, _ in new_attempts]).update(is_frozen=True)
-    if to_create:
-        Run.objects.bulk_create(
-            to_create,
-            update_conflicts=True,
-            unique_fields=["orchestrator", "external_id", "attempt"],
-            update_fields=[*RUN_FIELDS, "synced_at"],
-        )
-    if to_update:
-        Run.objects.bulk_update(to_update, [*RUN_FIELDS, "variables", "synced_at"])
+    unique = ["orchestrator_id", "external_id", "attempt"]
+    written = [_attname(Run, name) for name in (*RUN_FIELDS, "synced_at")]
+    # A row made meanwhile by the rerun service keeps who asked, why and the variables sent.
+    _upsert_rows(Run, to_create, unique=unique, update=written)
+    _upsert_rows(
+        Run, [_row(run) for run in to_update], unique=unique, update=[*written, "variables"]
+    )
 
     latest: dict[str, Run] = {run.external_id: run for run in existing.values()}
     for run in Run.objects.filter(
@@ -613,6 +612,11 @@ def _runs_store(
         latest[run.external_id] = run
     report.results_written += _results_store(
         {s.external_id: s for s in changed}, latest, agent_ids, case_ids
+    )
+    # Only runs stored before can hold results gone upstream.
+    _results_prune(
+        [run.pk for run, _ in updates],
+        [(run.pk, r.external_id[:200]) for run, snapshot in updates for r in snapshot.results],
     )
     _link_parents(orchestrator, changed)
     _touch_schedules(
@@ -668,7 +672,10 @@ def _trigger(snapshot: RunSnapshot) -> str:
 
 
 def _run_values(
-    snapshot: RunSnapshot, schedule_ids: dict[str, int], per_agent: bool
+    snapshot: RunSnapshot,
+    schedule_ids: dict[str, int],
+    per_agent: bool,
+    fingerprints: dict[str, str],
 ) -> dict[str, Any]:
     total, passed, failed, other = run_counts(snapshot.results, per_agent=per_agent)
     started = snapshot.started_at or min(
@@ -698,13 +705,26 @@ def _run_values(
         "vanished_at": None,
         "parent_external_id": snapshot.parent_external_id[:200],
         "latest_sibling_id": snapshot.latest_sibling_id[:200],
-        "fingerprint": snapshot_fingerprint(snapshot),
+        "fingerprint": fingerprints[snapshot.external_id],
     }
 
 
 def snapshot_fingerprint(snapshot: RunSnapshot) -> str:
     """A digest of everything a snapshot says, results included: equal digests, nothing to write."""
     return hashlib.sha256(repr(snapshot).encode()).hexdigest()
+
+
+def _attname(model: type[models.Model], name: str) -> str:
+    return model._meta.get_field(name).attname
+
+
+def _row(instance: models.Model) -> dict[str, Any]:
+    """Every column of an unsaved or loaded instance but its primary key, by attname."""
+    return {
+        f.attname: getattr(instance, f.attname)
+        for f in instance._meta.concrete_fields
+        if not f.primary_key
+    }
 
 
 def _results_store(
@@ -752,12 +772,9 @@ def _results_store(
                     ],
                 }
             )
-    written = _upsert_rows(
+    return _upsert_rows(
         ExecutionResult, rows, unique=["run_id", "external_id"], update=RESULT_FIELDS
     )
-    run_pks = [latest[key].pk for key in changed if key in latest]
-    _results_prune(run_pks, [(row["run_id"], row["external_id"]) for row in rows])
-    return written
 
 
 def _results_prune(run_pks: list[int], keep: list[tuple[int, str]]) -> None:
@@ -835,18 +852,17 @@ def _touch_schedules(schedule_pks: Iterable[int]) -> None:
 # Bulk upserts ---------------------------------------------------------------------------------
 
 
-def _db_value(field: models.Field, value: Any) -> Any:
-    """A value as the upsert statement's JSON carries it to this database."""
-    if value is None:
-        return None
+def _db_converter(field: models.Field) -> Any:
+    """How a value of `field` travels in the upsert statement's JSON to this database."""
     kind = field.get_internal_type()
     if kind == "DateTimeField":
         if connection.vendor == "sqlite":
-            return connection.ops.adapt_datetimefield_value(value)
-        return value.isoformat()
+            adapt = connection.ops.adapt_datetimefield_value
+            return lambda value: None if value is None else adapt(value)
+        return lambda value: None if value is None else value.isoformat()
     if kind == "DurationField":
-        return duration_microseconds(value)
-    return value
+        return lambda value: None if value is None else duration_microseconds(value)
+    return None
 
 
 def _column_expression(field: models.Field) -> tuple[str, str]:
@@ -880,8 +896,15 @@ def _upsert_rows(
     ordered = [by_key[key] for key in sorted(by_key, key=lambda k: tuple(map(str, k)))]
     fields = {f.attname: f for f in model._meta.concrete_fields if not f.primary_key}
     names = list(ordered[0])
+    columns_of = [(n, fields[n].column, _db_converter(fields[n])) for n in names]
     payload = json.dumps(
-        [{fields[n].column: _db_value(fields[n], row[n]) for n in names} for row in ordered],
+        [
+            {
+                column: row[n] if convert is None else convert(row[n])
+                for n, column, convert in columns_of
+            }
+            for row in ordered
+        ],
         default=str,
     )
     quote = connection.ops.quote_name
