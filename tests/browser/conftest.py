@@ -1,7 +1,8 @@
 """Real Chromium through Playwright's sync API, against pytest-django's live_server.
 
 Playwright's sync API runs an event loop in the test thread; Django refuses ORM calls from a
-thread with a running loop unless told otherwise, so only these tests set the flag below.
+thread with a running loop unless told otherwise, so DJANGO_ALLOW_ASYNC_UNSAFE is set while
+a browser is open, and only then (the rest of the suite, and `check --deploy`, never see it).
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
-
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 CHROMIUM = os.environ.get("RUNBOARD_CHROMIUM") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -33,9 +32,9 @@ SCREENSHOTS = Path(__file__).parent / "screenshots"
 browser_db = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator:
-    """Debian's Chromium, headless; skipped (failed in CI) when it is not installed."""
+@pytest.fixture(scope="module")
+def browser(django_db_setup) -> Iterator:
+    """Debian's Chromium, headless, for one test module; skipped (failed in CI) when missing."""
     if not Path(CHROMIUM).exists():
         reason = (
             f"Chromium not found at {CHROMIUM}: apt-get install chromium, or set RUNBOARD_CHROMIUM"
@@ -45,10 +44,13 @@ def browser() -> Iterator:
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    # After the test database exists; module scope wraps every test's own database fixtures.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield launched
+            launched.close()
 
 
 @pytest.fixture
