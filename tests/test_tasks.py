@@ -10,6 +10,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from runs.models import Orchestrator, Run, Schedule
+from runs.services.sync import run_is_stale, run_refresh_if_stale
 from runs.status import Status
 from runs.tasks import poll_cycle, sync_cycle, sync_cycle_ensure
 from tests.emulated import emulated, emulator_state, orchestrator_for
@@ -90,3 +91,24 @@ def test_it_runs_the_chain_in_db_worker():
     assert DBTaskResult.objects.filter(task_path=sync_cycle.module_path, status="SUCCESSFUL")
     # The next pass waits for its time; the batch worker left it for a later worker.
     assert len(waiting(sync_cycle)) == 1
+
+
+@pytest.mark.django_db
+def test_it_asks_the_poller_for_a_watched_run_whose_data_is_stale(settings):
+    orchestrator = Orchestrator.objects.create(kind="leapwork", name="o", base_url="http://x")
+    fresh = Run.objects.create(
+        orchestrator=orchestrator, external_id="a", status=Status.RUNNING, synced_at=timezone.now()
+    )
+    stale = Run.objects.create(
+        orchestrator=orchestrator,
+        external_id="b",
+        status=Status.RUNNING,
+        synced_at=timezone.now() - timezone.timedelta(seconds=settings.RUNBOARD_POLL_INTERVAL + 1),
+    )
+    done = Run.objects.create(orchestrator=orchestrator, external_id="c", status=Status.PASSED)
+
+    assert not run_is_stale(run=fresh) and not run_is_stale(run=done)
+    assert run_refresh_if_stale(run=stale) is True
+    assert len(waiting(poll_cycle)) == 1
+    assert run_refresh_if_stale(run=stale) is True
+    assert len(waiting(poll_cycle)) == 1  # one poller waits, however many pages ask
