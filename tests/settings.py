@@ -4,7 +4,7 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "runboard-tests-only-not-a-secret")
 
-from dashboard.settings import *  # noqa: E402, F403
+from dashboard.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECURE_SSL_REDIRECT = False

@@ -147,8 +147,8 @@ def test_the_rerun_journey_against_the_demo(demo, page):
     shot(page, "2-failed-leapwork-run")
     page.check("input[name=scope][value=failed]")
     checked = page.locator("input[name=agents]:checked")
-    for i in range(checked.count()):
-        checked.nth(0).uncheck()
+    for _ in range(checked.count()):
+        checked.first.uncheck()
     other_id = page.locator("input[name=agents]:not(:checked)").first.get_attribute("id")
     page.check(f"#{other_id}")
     agent_name = page.locator(f"label[for='{other_id}']").inner_text().strip()
