@@ -200,6 +200,8 @@ class Run(models.Model):
             models.Index(fields=["status", "-started_at", "-id"], name="run_status_idx"),
             models.Index(fields=["orchestrator", "-started_at", "-id"], name="run_orch_idx"),
             models.Index(fields=["orchestrator", "external_id"], name="run_external_idx"),
+            models.Index(fields=["duration", "id"], name="run_duration_idx"),
+            models.Index(fields=["trigger", "-started_at", "-id"], name="run_trigger_idx"),
         ]
 
     def __str__(self) -> str:
