@@ -84,10 +84,29 @@ class JSONObjectField(forms.CharField):
         return value
 
 
-class RerunForm(forms.Form):
-    """Rerun a run: only the options its orchestrator supports are fields."""
+class SubmissionForm(forms.Form):
+    """A form that sends something once: it carries an idempotency key."""
 
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["idempotency_key"].initial = uuid.uuid4().hex
+
+    def renew_idempotency_key(self) -> None:
+        """After a refusal nothing ran: the same values may be sent again, as a new request."""
+        self.data = self.data.copy()
+        self.data["idempotency_key"] = uuid.uuid4().hex
+
+    def add_invalid(self, errors: dict[str, str]) -> None:
+        """The rerun service's refusals, next to their fields where the form has them."""
+        for field, message in errors.items():
+            self.add_error(field if field in self.fields else None, message)
+
+
+class RerunForm(SubmissionForm):
+    """Rerun a run: only the options its orchestrator supports are fields."""
+
     scope = forms.ChoiceField(widget=forms.RadioSelect, label="What to rerun")
     agents = forms.ModelMultipleChoiceField(
         queryset=None, required=False, widget=forms.CheckboxSelectMultiple, label="Agents"
@@ -120,7 +139,6 @@ class RerunForm(forms.Form):
         self.fields["scope"].initial = (
             Scope.FAILED if failures and Scope.FAILED in caps.scopes else Scope.ALL
         )
-        self.fields["idempotency_key"].initial = uuid.uuid4().hex
         case_label = "Task to rerun from" if kind == OrchestratorKind.CONDUCTOR else "Cases"
         self.fields["cases"].label = case_label
         self.fields["cases"].choices = [(r.pk, _result_label(r)) for r in results]
@@ -201,8 +219,7 @@ class RerunForm(forms.Form):
         )
 
 
-class RunNowForm(forms.Form):
-    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
+class RunNowForm(SubmissionForm):
     build = forms.CharField(required=False, max_length=200, label="Build number")
     environment = forms.CharField(required=False, max_length=200, label="Environment id")
     workflow_input = JSONObjectField(required=False, label="Workflow input (JSON)")
@@ -212,7 +229,6 @@ class RunNowForm(forms.Form):
         self.schedule = schedule
         self.capabilities = caps = rerun_capabilities(schedule.orchestrator)
         kind = schedule.orchestrator.kind
-        self.fields["idempotency_key"].initial = uuid.uuid4().hex
         if not caps.build_and_environment:
             del self.fields["build"], self.fields["environment"]
         if kind != OrchestratorKind.CONDUCTOR:

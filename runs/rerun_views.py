@@ -20,7 +20,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from runs.forms import ConnectForm, RerunForm, RunNowForm, TrackRunForm
 from runs.models import RerunRequest, RerunState, Run, Schedule
 from runs.services.orchestrators import ConnectError, orchestrator_connect
-from runs.services.reruns import PERMISSION, RerunInvalid, rerun_plan, rerun_start
+from runs.services.reruns import PERMISSION, RerunInvalid, RerunPlan, rerun_plan, rerun_start
 from runs.services.sync import OrchestratorError, run_track
 
 
@@ -75,45 +75,57 @@ def _done(request: HttpRequest, rerun_request: RerunRequest) -> HttpResponse:
     return redirect(target)
 
 
+def _preview_or_send(
+    request: HttpRequest,
+    form: RerunForm | RunNowForm,
+    *,
+    source: Run | None = None,
+    schedule: Schedule | None = None,
+) -> tuple[HttpResponse | None, RerunPlan | None]:
+    """Preview (action=preview) or send (action=send) a valid form: (where to go, or the plan).
+
+    A key seen before lands on its request and sends nothing; a refusal keeps the form's
+    values and offers a fresh key, since nothing ran.
+    """
+    key = form.cleaned_data["idempotency_key"]
+    existing = RerunRequest.objects.filter(idempotency_key=key).first()
+    if existing is not None:
+        return _done(request, existing), None
+    try:
+        if request.POST.get("action") != "send":
+            return None, rerun_plan(source=source, schedule=schedule, data=form.rerun_input())
+        rerun_request, _sent = rerun_start(
+            user=request.user,
+            idempotency_key=key,
+            data=form.rerun_input(),
+            source=source,
+            schedule=schedule,
+        )
+        if rerun_request.state != RerunState.FAILED:
+            return _done(request, rerun_request), None
+        form.add_error(None, rerun_request.message)
+        form.renew_idempotency_key()
+    except RerunInvalid as exc:
+        form.add_invalid(exc.errors)
+    return None, None
+
+
 @permission_required(PERMISSION, raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def rerun(request: HttpRequest, pk: int) -> HttpResponse:
-    """GET: the form on its own page. POST: preview (action=preview) or send (action=send)."""
+    """GET: the form on its own page (works without JavaScript). POST: preview or send."""
     run = get_object_or_404(
         Run.objects.select_related("orchestrator", "schedule", "rerun_of"), pk=pk
     )
-    if run.is_frozen:
-        messages.info(request, "This attempt was rerun in place; rerun its latest attempt instead.")
     form = RerunForm(request.POST or None, run=run, results=_results(run))
     plan = None
     if request.method == "POST" and form.is_valid():
-        key = form.cleaned_data["idempotency_key"]
-        existing = RerunRequest.objects.filter(idempotency_key=key).first()
-        if existing is not None:
-            return _done(request, existing)
-        try:
-            if request.POST.get("action") == "send":
-                rerun_request, _sent = rerun_start(
-                    user=request.user, idempotency_key=key, data=form.rerun_input(), source=run
-                )
-                if rerun_request.state != RerunState.FAILED:
-                    return _done(request, rerun_request)
-                # Refused: nothing ran. Keep the values, offer a fresh key to try again.
-                form.add_error(None, rerun_request.message)
-                form.data = form.data.copy()
-                form.data["idempotency_key"] = (
-                    RerunForm(run=run, results=[]).fields["idempotency_key"].initial
-                )
-            else:
-                plan = rerun_plan(source=run, data=form.rerun_input())
-        except RerunInvalid as exc:
-            for field, message in exc.errors.items():
-                form.add_error(field if field in form.fields else None, message)
+        done, plan = _preview_or_send(request, form, source=run)
+        if done is not None:
+            return done
     context = {"run": run, "plan": plan, **rerun_panel_context(request, run, form)}
     template = "runs/rerun.html#rerun-panel" if request.htmx else "runs/rerun.html"
-    return render(
-        request, template, context, status=200 if not form.errors else 422 if request.htmx else 200
-    )
+    return render(request, template, context)
 
 
 @permission_required(PERMISSION, raise_exception=True)
@@ -123,30 +135,9 @@ def run_now(request: HttpRequest, pk: int) -> HttpResponse:
     form = RunNowForm(request.POST, schedule=schedule)
     plan = None
     if form.is_valid():
-        key = form.cleaned_data["idempotency_key"]
-        existing = RerunRequest.objects.filter(idempotency_key=key).first()
-        if existing is not None:
-            return _done(request, existing)
-        try:
-            if request.POST.get("action") == "send":
-                rerun_request, _sent = rerun_start(
-                    user=request.user,
-                    idempotency_key=key,
-                    data=form.rerun_input(),
-                    schedule=schedule,
-                )
-                if rerun_request.state != RerunState.FAILED:
-                    return _done(request, rerun_request)
-                form.add_error(None, rerun_request.message)
-                form.data = form.data.copy()
-                form.data["idempotency_key"] = (
-                    RunNowForm(schedule=schedule).fields["idempotency_key"].initial
-                )
-            else:
-                plan = rerun_plan(schedule=schedule, data=form.rerun_input())
-        except RerunInvalid as exc:
-            for field, message in exc.errors.items():
-                form.add_error(field if field in form.fields else None, message)
+        done, plan = _preview_or_send(request, form, schedule=schedule)
+        if done is not None:
+            return done
     context = {"schedule": schedule, "plan": plan, **run_now_context(request, schedule, form)}
     template = "runs/run_now.html#run-now-panel" if request.htmx else "runs/run_now.html"
     return render(request, template, context)
