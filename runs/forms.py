@@ -93,6 +93,23 @@ class SubmissionForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["idempotency_key"].initial = uuid.uuid4().hex
 
+    uses_variable_rows = False
+    variable_rows: list[tuple[str, str]] = []
+    variables_error = ""
+
+    def use_variables_editor(self, *, initial: dict[str, Any]) -> None:
+        """Name/value rows for variables, prefilled with `initial` until submitted."""
+        self.uses_variable_rows = True
+        self.variable_rows = variable_rows(self.data if self.is_bound else None, initial)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.uses_variable_rows and self.is_bound:
+            cleaned["variables"], self.variables_error = parse_variables(self.data)
+            if self.variables_error:
+                self.add_error(None, self.variables_error)
+        return cleaned
+
     def renew_idempotency_key(self) -> None:
         """After a refusal nothing ran: the same values may be sent again, as a new request."""
         self.data = self.data.copy()
@@ -178,20 +195,8 @@ class RerunForm(SubmissionForm):
             del self.fields["workflow_input"], self.fields["correlation_id"]
         if not caps.task_input:
             del self.fields["task_input"]
-        self.variables_error = ""
-        self.variable_rows = (
-            variable_rows(self.data if self.is_bound else None, _initial_variables(run))
-            if caps.variables
-            else []
-        )
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if self.capabilities.variables and self.is_bound:
-            cleaned["variables"], self.variables_error = parse_variables(self.data)
-            if self.variables_error:
-                self.add_error(None, self.variables_error)
-        return cleaned
+        if caps.variables:
+            self.use_variables_editor(initial=_initial_variables(run))
 
     def rerun_input(self) -> RerunInput:
         data = self.cleaned_data
@@ -237,21 +242,8 @@ class RunNowForm(SubmissionForm):
             latest = schedule.runs.order_by("-started_at").first()
             self.fields["workflow_input"].initial = latest.variables if latest else {}
         # Leapwork variables, Testsigma runtimeData: the key/value editor.
-        self.uses_variable_rows = caps.run_now_variables and kind != OrchestratorKind.CONDUCTOR
-        self.variables_error = ""
-        self.variable_rows = (
-            variable_rows(self.data if self.is_bound else None, _schedule_variables(schedule))
-            if self.uses_variable_rows
-            else []
-        )
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if self.uses_variable_rows and self.is_bound:
-            cleaned["variables"], self.variables_error = parse_variables(self.data)
-            if self.variables_error:
-                self.add_error(None, self.variables_error)
-        return cleaned
+        if caps.run_now_variables and kind != OrchestratorKind.CONDUCTOR:
+            self.use_variables_editor(initial=_schedule_variables(schedule))
 
     def rerun_input(self) -> RerunInput:
         data = self.cleaned_data
