@@ -388,13 +388,20 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("fault", [*FAULTS, "401", "refused"])
-@pytest.mark.parametrize("kind", ["leapwork", "conductor", "testsigma"])
+# 446 and 455 are Leapwork's own codes; a Conductor credential to refuse means Orkes.
+FAULT_CASES = [
+    (kind, fault)
+    for kind in ("leapwork", "conductor", "testsigma")
+    for fault in [*FAULTS, "401", "refused"]
+    if kind == "leapwork" or fault not in ("446", "455")
+]
+
+
+@pytest.mark.parametrize(("kind", "fault"), FAULT_CASES)
 def test_it_keeps_data_and_shows_the_error_on_every_fault_then_recovers(kind, fault, settings):
-    if kind != "leapwork" and fault in ("446", "455"):
-        pytest.skip("446 and 455 are Leapwork's own codes")
     settings.RUNBOARD_HTTP_TIMEOUT = 0.3
-    with emulated(kind, history=1, pace=0.5) as (_app, server):
+    options = {"credential": "key:secret"} if (kind, fault) == ("conductor", "401") else {}
+    with emulated(kind, history=1, pace=0.5, **options) as (_app, server):
         state = emulator_state(server)
         fields = {}
         if kind == "testsigma":
@@ -410,8 +417,6 @@ def test_it_keeps_data_and_shows_the_error_on_every_fault_then_recovers(kind, fa
 
         good_url, good_credential = orchestrator.base_url, orchestrator.credential
         if fault == "401":
-            if kind == "conductor":
-                pytest.skip("conductor-oss has no credential to refuse")
             Orchestrator.objects.filter(pk=orchestrator.pk).update(credential="wrong")
         elif fault == "refused":
             Orchestrator.objects.filter(pk=orchestrator.pk).update(
