@@ -203,7 +203,13 @@ def _sync(
 ) -> None:
     schedules = client.list_schedules()
     agents = client.list_agents()
-    report.schedules = len(schedules_upsert(orchestrator=orchestrator, schedules=schedules))
+    if orchestrator.kind == OrchestratorKind.TESTSIGMA:
+        # Testsigma lists no plans: the configured ids are created once, named by their runs.
+        report.schedules = len(
+            _schedules_ensure(orchestrator, {s.external_id: (s.title, False) for s in schedules})
+        )
+    else:
+        report.schedules = len(schedules_upsert(orchestrator=orchestrator, schedules=schedules))
     report.agents = len(agents_upsert(orchestrator=orchestrator, agents=agents))
     _mark_vanished_schedules(orchestrator, {s.external_id for s in schedules}, now)
 
@@ -632,7 +638,21 @@ def _schedule_ids_ensure(
 ) -> dict[str, int]:
     """The schedules of these runs by external id, creating the ones not listed (temporary
     Leapwork schedules, Testsigma plans) without touching the ones the listing keeps."""
-    wanted = {s.schedule_id: s for s in snapshots if s.schedule_id}
+    wanted = {
+        s.schedule_id: (s.schedule_title or s.schedule_id, s.schedule_is_temporary)
+        for s in snapshots
+        if s.schedule_id
+    }
+    schedule_ids = _schedules_ensure(orchestrator, wanted)
+    if orchestrator.kind == OrchestratorKind.TESTSIGMA:
+        _testsigma_plans_name(orchestrator, snapshots)
+    return schedule_ids
+
+
+def _schedules_ensure(
+    orchestrator: Orchestrator, wanted: dict[str, tuple[str, bool]]
+) -> dict[str, int]:
+    """{external_id: pk} of these schedules, creating the missing ones as (title, temporary)."""
     if not wanted:
         return {}
     known = dict(
@@ -644,15 +664,15 @@ def _schedule_ids_ensure(
         {
             "orchestrator_id": orchestrator.pk,
             "external_id": key,
-            "title": (snapshot.schedule_title or key)[:300],
+            "title": title[:300],
             "description": "",
             "is_enabled": True,
-            "is_temporary": snapshot.schedule_is_temporary,
+            "is_temporary": is_temporary,
             "steps": [],
             "vanished_at": None,
             "last_run_at": None,
         }
-        for key, snapshot in wanted.items()
+        for key, (title, is_temporary) in wanted.items()
         if key not in known
     ]
     if not missing:
@@ -663,6 +683,20 @@ def _schedule_ids_ensure(
             orchestrator=orchestrator, external_id__in=list(wanted)
         ).values_list("external_id", "pk")
     )
+
+
+def _testsigma_plans_name(orchestrator: Orchestrator, snapshots: Sequence[RunSnapshot]) -> None:
+    """A Testsigma plan's name is known only from its runs (execution.name): keep it."""
+    names = {s.schedule_id: s.schedule_title[:300] for s in snapshots if s.schedule_title}
+    renamed = [
+        Schedule(pk=pk, title=names[key])
+        for key, pk, title in Schedule.objects.filter(
+            orchestrator=orchestrator, external_id__in=list(names)
+        ).values_list("external_id", "pk", "title")
+        if title != names[key]
+    ]
+    if renamed:
+        Schedule.objects.bulk_update(renamed, ["title"])
 
 
 def _trigger(snapshot: RunSnapshot) -> str:

@@ -505,3 +505,21 @@ def test_it_creates_no_duplicate_and_loses_no_update_with_two_passes_at_once():
     assert Agent.objects.filter(orchestrator=orchestrator).count() == len(
         {t["workerId"] for w in state["workflows"] for t in w["tasks"] if t["workerId"]}
     )
+
+
+def test_a_testsigma_plan_takes_its_name_from_its_runs():
+    with emulated("testsigma", history=1) as (_app, server):
+        state = emulator_state(server)
+        plans = {str(p["id"]): p["name"] for p in state["test_plans"]}
+        orchestrator = orchestrator_for(server, test_plan_ids=list(plans))
+        assert orchestrator_sync(orchestrator=orchestrator).ok
+        assert set(orchestrator.schedules.values_list("title", flat=True)) == {
+            f"Test plan {plan}" for plan in plans
+        }, "before any run is known, a plan is only its id"
+        tracked = state["runs"][0]
+        run_track(orchestrator=orchestrator, external_id=str(tracked["id"]))
+        assert orchestrator_sync(orchestrator=orchestrator).ok
+        plan_id = str(tracked["plan_id"])
+        assert orchestrator.schedules.get(external_id=plan_id).title == plans[plan_id]
+        assert orchestrator_sync(orchestrator=orchestrator).ok
+        assert orchestrator.schedules.get(external_id=plan_id).title == plans[plan_id]
