@@ -1,4 +1,4 @@
-"""Emulators served on loopback for sync tests, and the Orchestrator rows that point at them."""
+"""Emulators served on loopback for service and view tests, and the Orchestrators that point at them."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any
 
 import httpx
 
-from runs.models import Orchestrator
+from runs.models import Orchestrator, Run
 from runs.orchestrators.emulation import Clock, EmulatorApp, ServedEmulator, served
 from runs.orchestrators.registry import emulator_class
+from runs.services.sync import orchestrator_sync, run_track
+from runs.status import Status
 
 CREDENTIALS = {"leapwork": "leap-key", "conductor": "", "testsigma": "ts-api-key"}
 
@@ -52,3 +54,37 @@ def emulator_control(server: ServedEmulator, name: str, body: Any = None) -> dic
 
 def step_clock(server: ServedEmulator, seconds: float) -> None:
     emulator_control(server, "clock", {"action": "step", "seconds": seconds})
+
+
+@contextlib.contextmanager
+def synced(kind: str, **options: Any) -> Iterator[tuple[ServedEmulator, Orchestrator]]:
+    """An emulator served on loopback, connected as an orchestrator and synced once."""
+    options.setdefault("history", 1)
+    with emulated(kind, **options) as (_app, server):
+        if kind == "testsigma":
+            orchestrator = orchestrator_for(server)
+            orchestrator.base_url = f"{server.base_url}/api/v1"
+            orchestrator.save()
+            for run in emulator_state(server)["runs"]:
+                run_track(orchestrator=orchestrator, external_id=str(run["id"]))
+        else:
+            orchestrator = orchestrator_for(server)
+            report = orchestrator_sync(orchestrator=orchestrator)
+            assert report.ok, report.error
+        yield server, orchestrator
+
+
+def vendor_writes(server: ServedEmulator) -> list[dict]:
+    """The requests that could change something upstream, from the emulator's own log."""
+    return [e for e in server.app.requests() if e["method"] in {"PUT", "POST", "DELETE"}]
+
+
+def failed_run(orchestrator: Orchestrator, **filters: Any) -> Run:
+    """The newest failed run Runboard holds of this orchestrator."""
+    run = (
+        Run.objects.filter(orchestrator=orchestrator, status=Status.FAILED, **filters)
+        .order_by("-started_at")
+        .first()
+    )
+    assert run is not None, "the emulator's history has a failed run"
+    return run

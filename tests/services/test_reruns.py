@@ -2,53 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import pytest
 from django.core.exceptions import PermissionDenied
 
 from runs.models import RerunRequest, RerunState, Run
-from runs.orchestrators.emulation import ServedEmulator
 from runs.services.reruns import RerunInput, RerunInvalid, rerun_plan, rerun_start
-from runs.services.sync import orchestrator_sync, run_track
-from runs.status import Status
-from tests.emulated import emulated, emulator_control, emulator_state, orchestrator_for
+from tests.emulated import emulator_control, failed_run, synced, vendor_writes
 from tests.factories import make_agent, make_orchestrator, make_user
 
 pytestmark = pytest.mark.django_db
-
-
-@contextlib.contextmanager
-def synced(kind: str, **options) -> Iterator[tuple[ServedEmulator, object]]:
-    """An emulator served on loopback, connected as an orchestrator and synced once."""
-    options.setdefault("history", 1)
-    with emulated(kind, **options) as (_app, server):
-        if kind == "testsigma":
-            orchestrator = orchestrator_for(server)
-            orchestrator.base_url = f"{server.base_url}/api/v1"
-            orchestrator.save()
-            for run in emulator_state(server)["runs"]:
-                run_track(orchestrator=orchestrator, external_id=str(run["id"]))
-        else:
-            orchestrator = orchestrator_for(server)
-            report = orchestrator_sync(orchestrator=orchestrator)
-            assert report.ok, report.error
-        yield server, orchestrator
-
-
-def vendor_writes(server: ServedEmulator) -> list[dict]:
-    return [e for e in server.app.requests() if e["method"] in {"PUT", "POST", "DELETE"}]
-
-
-def failed_run(orchestrator, **filters) -> Run:
-    run = (
-        Run.objects.filter(orchestrator=orchestrator, status=Status.FAILED, **filters)
-        .order_by("-started_at")
-        .first()
-    )
-    assert run is not None, "the emulator's history has a failed run"
-    return run
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ import pytest
 from django.urls import reverse
 
 from runs.models import RerunRequest, RerunState, Run
-from tests.emulated import emulator_control
+from tests.emulated import emulator_control, failed_run, synced, vendor_writes
 from tests.factories import make_user
-from tests.services.test_reruns import failed_run, synced, vendor_writes
 
 pytestmark = pytest.mark.django_db
 
