@@ -204,7 +204,7 @@ class RerunForm(SubmissionForm):
         for value in data.get("iterations") or []:
             pk, _, iteration = value.partition(":")
             iterations.setdefault(int(pk), []).append(iteration)
-        cases = tuple(data.get("cases") or ())
+        cases = tuple(dict.fromkeys(data.get("cases") or ()))
         # Picking iterations picks their case.
         cases += tuple(pk for pk in iterations if pk not in cases)
         return RerunInput(

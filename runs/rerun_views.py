@@ -40,13 +40,22 @@ def _audit(*, run: Run | None = None, schedule: Schedule | None = None) -> list[
 
 
 def rerun_panel_context(
-    request: HttpRequest, run: Run, form: RerunForm | None = None
+    request: HttpRequest, run: Run, form: RerunForm | None = None, *, cases_in_table: bool = True
 ) -> dict[str, Any]:
-    """What the run page needs for its rerun panel: the form (for rerunners) and the audit."""
+    """What the run page needs for its rerun panel: the form (for rerunners) and the audit.
+
+    On the run page the cases are picked with checkboxes on its results table; the form on
+    its own page (no table) lists them itself.
+    """
     can_rerun = request.user.has_perm(PERMISSION)
     if can_rerun and form is None and not run.is_frozen:
         form = RerunForm(run=run, results=_results(run))
-    return {"can_rerun": can_rerun, "rerun_form": form, "rerun_requests": _audit(run=run)}
+    return {
+        "can_rerun": can_rerun,
+        "rerun_form": form,
+        "rerun_requests": _audit(run=run),
+        "cases_in_table": cases_in_table,
+    }
 
 
 def run_now_context(
@@ -123,7 +132,12 @@ def rerun(request: HttpRequest, pk: int) -> HttpResponse:
         done, plan = _preview_or_send(request, form, source=run)
         if done is not None:
             return done
-    context = {"run": run, "plan": plan, **rerun_panel_context(request, run, form)}
+    in_table = request.POST.get("cases_in_table") == "1"
+    context = {
+        "run": run,
+        "plan": plan,
+        **rerun_panel_context(request, run, form, cases_in_table=in_table),
+    }
     template = "runs/rerun.html#rerun-panel" if request.htmx else "runs/rerun.html"
     return render(request, template, context)
 

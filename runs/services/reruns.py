@@ -197,26 +197,27 @@ def _plan_rerun(source: Run, data: RerunInput, client: OrchestratorClient) -> Re
             )
             for r in _last_tries(results)
         ]
-    if chosen_agents and vendor_scope in (Scope.FAILED, Scope.PICKED):
-        # On one chosen agent a flow runs once, however many agents it failed on.
-        picked = list({r.case_key or r.external_id: r for r in picked}.values())
+    seen: set[tuple[str, str]] = set()
     for result in picked:
+        agent = _target_agent(result, agents)
         if vendor_scope in (Scope.FAILED, Scope.PICKED):
-            agent_ids = chosen_agents[:1] or ((result.agent.external_id,) if result.agent else ())
-            iteration_ids = tuple(data.iterations.get(result.pk, ()))
+            target = (result.case_key or result.external_id, agent.external_id if agent else "")
+            if target in seen:
+                continue  # a flow runs once on an agent, however many agents it failed on
+            seen.add(target)
             cases.append(
                 CaseTarget(
                     result_id=result.external_id,
                     case_key=result.case_key,
-                    agent_ids=agent_ids,
-                    iteration_ids=iteration_ids,
+                    agent_ids=(agent.external_id,) if agent else (),
+                    iteration_ids=tuple(data.iterations.get(result.pk, ())),
                     is_data_driven=result.is_data_driven,
                 )
             )
         planned_cases.append(
             PlannedCase(
                 title=result.test_case.title if result.test_case else result.case_key,
-                agents=_titles(agents)[:1] or (_agent_title(result),),
+                agents=(agent.title,) if agent else ("its agent",),
                 iterations=_iteration_names(result, data.iterations.get(result.pk)),
             )
         )
@@ -333,6 +334,14 @@ def _agents(orchestrator, agent_ids: Sequence[int], errors: dict[str, str]) -> l
         errors["agents"] = "Some chosen agents do not belong to this orchestrator."
     order = {pk: i for i, pk in enumerate(agent_ids)}
     return sorted(agents, key=lambda a: order.get(a.pk, 0))
+
+
+def _target_agent(result: ExecutionResult, chosen: Sequence[Agent]) -> Agent | None:
+    """Where a case runs again: on its own agent while that one is chosen (the default: the
+    source run's agents are preselected), else on the first agent chosen."""
+    if not chosen or (result.agent is not None and result.agent in chosen):
+        return result.agent
+    return chosen[0]
 
 
 def _last_tries(results: Sequence[ExecutionResult]) -> list[ExecutionResult]:

@@ -58,6 +58,23 @@ def test_it_reruns_leapwork_failures_on_another_agent_with_a_changed_variable(re
         )
 
 
+def test_with_the_source_agents_chosen_each_failure_reruns_on_its_own_agent(rerunner):
+    with synced("leapwork") as (server, orchestrator):
+        source = failed_run(orchestrator)
+        failures = source.results.filter(status__in=["failed", "error"]).select_related("agent")
+        used = sorted({r.agent_id for r in source.results.all()})
+        request, _ = rerun_start(
+            user=rerunner,
+            idempotency_key="leap-own",
+            data=RerunInput(scope="failed", agent_ids=tuple(used)),
+            source=source,
+        )
+        assert request.state == RerunState.ACCEPTED
+        assert {w["path"] for w in vendor_writes(server)} == {
+            f"/api/v4/flows/{r.case_key}/agent/{r.agent.external_id}" for r in failures
+        }
+
+
 def test_it_reruns_all_of_a_leapwork_run_on_agents_per_step(rerunner):
     with synced("leapwork") as (server, orchestrator):
         source = failed_run(orchestrator)

@@ -205,3 +205,25 @@ def test_the_request_page_says_an_unknown_outcome_and_links_the_orchestrator(cli
         assert response["Location"] == request.get_absolute_url()
         page = client.get(request.get_absolute_url()).content.decode()
         assert "unknown" in page.lower() and orchestrator.base_url in page
+
+
+def test_cases_are_picked_with_checkboxes_on_the_results_table(client):
+    client.force_login(make_user("ana", rerunner=True))
+    with synced("leapwork") as (server, orchestrator):
+        run = failed_run(orchestrator)
+        page = client.get(run.get_absolute_url()).content.decode()
+        picked = list(run.results.order_by("pk")[:2])
+        for result in picked:
+            assert f'name="cases" value="{result.pk}" form="rerun-form"' in page
+        assert 'name="cases_in_table" value="1"' in page
+        data = {
+            **form_data(page),
+            "scope": "picked",
+            "cases_in_table": "1",
+            "cases": [picked[0].pk, picked[1].pk, picked[0].pk],
+            "action": "preview",
+        }
+        preview = client.post(reverse("runs:rerun", args=[run.pk]), data).content.decode()
+        assert "2 cases will run" in preview
+        assert 'name="cases_in_table" value="1"' in preview, "the panel still defers to the table"
+        assert vendor_writes(server) == []
