@@ -125,117 +125,22 @@ def rerun_plan(
 
 
 def _plan_rerun(source: Run, data: RerunInput, client: OrchestratorClient) -> RerunPlan:
-    orchestrator = source.orchestrator
-    capabilities = client.capabilities
-    errors: dict[str, str] = {}
-    scope = data.scope
-    if scope == RerunScope.PICKED and orchestrator.kind == OrchestratorKind.CONDUCTOR:
-        scope = RerunScope.FROM_TASK  # Conductor reruns one picked task, from that task
-    try:
-        vendor_scope = Scope(scope)
-    except ValueError:
-        raise RerunInvalid({"scope": f"Unknown scope {data.scope!r}."}) from None
-    if vendor_scope not in capabilities.scopes:
-        raise RerunInvalid(
-            {
-                "scope": f"{orchestrator.get_kind_display()} cannot rerun “{RerunScope(scope).label}”."
-            }
-        )
-
+    scope = _scope(source, data, client)
     results = list(source.results.select_related("agent", "test_case").order_by("seq", "id"))
     for result in results:
         result.run = source  # no query per result for its run's orchestrator
-    by_pk = {r.pk: r for r in results}
-    unknown = [pk for pk in data.result_ids if pk not in by_pk]
-    if unknown:
-        errors["cases"] = "Some picked cases are not results of this run."
-    agents = _agents(orchestrator, data.agent_ids, errors)
-    if data.agent_ids and not capabilities.agent_picker:
-        errors["agents"] = f"{orchestrator.get_kind_display()} does not let Runboard pick agents."
-    if data.variables and not capabilities.variables:
-        errors["variables"] = f"{orchestrator.get_kind_display()} takes no variables on a rerun."
-    _check_variables(data.variables, errors)
-    if data.workflow_input is not None and not capabilities.workflow_input:
-        errors["workflow_input"] = "This orchestrator takes no workflow input."
-    if data.task_input is not None and not capabilities.task_input:
-        errors["task_input"] = "This orchestrator takes no task input."
-
-    picked = [by_pk[pk] for pk in data.result_ids if pk in by_pk]
-    if vendor_scope == Scope.FAILED:
-        picked = [r for r in _last_tries(results) if r.status in FAILURES]
-        if not picked:
-            errors["scope"] = "This run has no failed cases to rerun."
-    elif vendor_scope == Scope.PICKED and not picked and "cases" not in errors:
-        errors["cases"] = "Pick at least one case."
-    elif vendor_scope == Scope.FROM_TASK and len(picked) != 1:
-        errors["cases"] = "Pick exactly one task to rerun from."
-    for pk, iteration_ids in data.iterations.items():
-        result = by_pk.get(pk)
-        known = {str(i.get("id")) for i in (result.iterations if result else [])}
-        if result is None or not set(iteration_ids) <= known:
-            errors["iterations"] = "Some picked iterations are not iterations of this run."
-    if errors:
-        raise RerunInvalid(errors)
-
-    source_agents = _source_agents(results)
-    chosen_agents = tuple(a.external_id for a in agents)
-    cases: list[CaseTarget] = []
-    planned_cases: list[PlannedCase] = []
-    steps: tuple[StepTarget, ...] = ()
-    if vendor_scope == Scope.ALL and orchestrator.kind == OrchestratorKind.LEAPWORK:
-        step_agents = chosen_agents or tuple(a.external_id for a in source_agents)
-        steps = tuple(
-            StepTarget(step_id=str(step["id"]), agent_ids=step_agents)
-            for step in (source.schedule.steps if source.schedule else [])
-        )
-        if not steps:
-            raise RerunInvalid({"scope": "The schedule's steps are not known yet: sync it first."})
-        planned_cases = [
-            PlannedCase(
-                r.test_case.title if r.test_case else r.case_key,
-                _titles(agents) or (_agent_title(r),),
-            )
-            for r in _last_tries(results)
-        ]
-    seen: set[tuple[str, str]] = set()
-    for result in picked:
-        agent = _target_agent(result, agents)
-        if vendor_scope in (Scope.FAILED, Scope.PICKED):
-            target = (result.case_key or result.external_id, agent.external_id if agent else "")
-            if target in seen:
-                continue  # a flow runs once on an agent, however many agents it failed on
-            seen.add(target)
-            cases.append(
-                CaseTarget(
-                    result_id=result.external_id,
-                    case_key=result.case_key,
-                    agent_ids=(agent.external_id,) if agent else (),
-                    iteration_ids=tuple(data.iterations.get(result.pk, ())),
-                    is_data_driven=result.is_data_driven,
-                )
-            )
-        planned_cases.append(
-            PlannedCase(
-                title=result.test_case.title if result.test_case else result.case_key,
-                agents=(agent.title,) if agent else ("its agent",),
-                iterations=_iteration_names(result, data.iterations.get(result.pk)),
-            )
-        )
-    if vendor_scope == Scope.ALL and orchestrator.kind != OrchestratorKind.LEAPWORK:
-        planned_cases = [
-            PlannedCase(r.test_case.title if r.test_case else r.case_key, (_agent_title(r),))
-            for r in _last_tries(results)
-        ]
+    picked, agents = _validated(source, data, scope, results, client)
+    steps, cases, planned_cases = _targets(source, data, scope, results, picked, agents)
 
     only_failed_iterations = bool(
-        vendor_scope == Scope.FAILED
-        and capabilities.iterations
+        scope == Scope.FAILED
+        and client.capabilities.iterations
         and data.only_failed_iterations
         and any(r.is_data_driven for r in picked)
     )
-    task = picked[0] if vendor_scope == Scope.FROM_TASK else None
+    task = picked[0] if scope == Scope.FROM_TASK else None
     spec = RerunSpec(
-        scope=vendor_scope,
+        scope=scope,
         cases=tuple(cases),
         steps=steps,
         variables=dict(data.variables),
@@ -247,20 +152,15 @@ def _plan_rerun(source: Run, data: RerunInput, client: OrchestratorClient) -> Re
     )
     schedule_id = source.schedule.external_id if source.schedule else ""
     calls = tuple(client.plan_rerun(source.external_id, spec, schedule_id=schedule_id))
-    shown_agents = _titles(agents) or tuple(a.title for a in source_agents)
-    variables = (
-        dict(data.variables) or dict(data.workflow_input or {}) or dict(data.task_input or {})
-    )
+    label = f"from task {task.case_key}" if task else RerunScope(scope.value).label.lower()
     summary = _summary(
-        scope=RerunScope.FROM_TASK.label.lower() + f" {task.case_key}"
-        if task
-        else RerunScope(scope).label.lower(),
+        scope=label,
         agents=_titles(agents),
         count=len(planned_cases),
         iterations=only_failed_iterations,
     )
     options = {
-        "scope": scope,
+        "scope": scope.value,
         "summary": summary,
         "cases": [c.title for c in planned_cases],
         "result_ids": [r.pk for r in picked],
@@ -274,15 +174,138 @@ def _plan_rerun(source: Run, data: RerunInput, client: OrchestratorClient) -> Re
         "only_failed_iterations": only_failed_iterations,
     }
     return RerunPlan(
-        scope=scope,
+        scope=scope.value,
         summary=summary,
         cases=tuple(planned_cases),
-        agents=shown_agents,
-        variables=variables,
+        agents=_titles(agents) or tuple(a.title for a in _source_agents(results)),
+        variables=(
+            dict(data.variables) or dict(data.workflow_input or {}) or dict(data.task_input or {})
+        ),
         calls=calls,
         spec=spec,
         options=options,
     )
+
+
+def _scope(source: Run, data: RerunInput, client: OrchestratorClient) -> Scope:
+    """The vendor scope asked for, if this orchestrator can rerun it."""
+    orchestrator = source.orchestrator
+    wanted = data.scope
+    if wanted == RerunScope.PICKED and orchestrator.kind == OrchestratorKind.CONDUCTOR:
+        wanted = RerunScope.FROM_TASK  # Conductor reruns one picked task, from that task
+    try:
+        scope = Scope(wanted)
+    except ValueError:
+        raise RerunInvalid({"scope": f"Unknown scope {data.scope!r}."}) from None
+    if scope not in client.capabilities.scopes:
+        label = RerunScope(scope.value).label
+        raise RerunInvalid({"scope": f"{orchestrator.get_kind_display()} cannot rerun “{label}”."})
+    return scope
+
+
+def _validated(
+    source: Run,
+    data: RerunInput,
+    scope: Scope,
+    results: list[ExecutionResult],
+    client: OrchestratorClient,
+) -> tuple[list[ExecutionResult], list[Agent]]:
+    """(the results to rerun, the agents chosen), or RerunInvalid with every problem found."""
+    orchestrator = source.orchestrator
+    capabilities = client.capabilities
+    vendor = orchestrator.get_kind_display()
+    errors: dict[str, str] = {}
+    by_pk = {r.pk: r for r in results}
+    if any(pk not in by_pk for pk in data.result_ids):
+        errors["cases"] = "Some picked cases are not results of this run."
+    agents = _agents(orchestrator, data.agent_ids, errors)
+    if data.agent_ids and not capabilities.agent_picker:
+        errors["agents"] = f"{vendor} does not let Runboard pick agents."
+    if data.variables and not capabilities.variables:
+        errors["variables"] = f"{vendor} takes no variables on a rerun."
+    _check_variables(data.variables, errors)
+    if data.workflow_input is not None and not capabilities.workflow_input:
+        errors["workflow_input"] = "This orchestrator takes no workflow input."
+    if data.task_input is not None and not capabilities.task_input:
+        errors["task_input"] = "This orchestrator takes no task input."
+
+    picked = [by_pk[pk] for pk in data.result_ids if pk in by_pk]
+    if scope == Scope.FAILED:
+        picked = [r for r in _last_tries(results) if r.status in FAILURES]
+        if not picked:
+            errors["scope"] = "This run has no failed cases to rerun."
+    elif scope == Scope.PICKED and not picked and "cases" not in errors:
+        errors["cases"] = "Pick at least one case."
+    elif scope == Scope.FROM_TASK and len(picked) != 1:
+        errors["cases"] = "Pick exactly one task to rerun from."
+    for pk, iteration_ids in data.iterations.items():
+        result = by_pk.get(pk)
+        known = {str(i.get("id")) for i in (result.iterations if result else [])}
+        if result is None or not set(iteration_ids) <= known:
+            errors["iterations"] = "Some picked iterations are not iterations of this run."
+    if errors:
+        raise RerunInvalid(errors)
+    return picked, agents
+
+
+def _targets(
+    source: Run,
+    data: RerunInput,
+    scope: Scope,
+    results: list[ExecutionResult],
+    picked: list[ExecutionResult],
+    agents: list[Agent],
+) -> tuple[tuple[StepTarget, ...], list[CaseTarget], list[PlannedCase]]:
+    """What the vendor is asked to run (steps or cases), and what the preview lists."""
+    leapwork = source.orchestrator.kind == OrchestratorKind.LEAPWORK
+    if scope == Scope.ALL:
+        planned = [
+            PlannedCase(
+                r.test_case.title if r.test_case else r.case_key,
+                (_titles(agents) if leapwork else ()) or (_agent_title(r),),
+            )
+            for r in _last_tries(results)
+        ]
+        if not leapwork:
+            return (), [], planned
+        # Leapwork: one Steps entry per RunListStep, each on the chosen agents (default: the
+        # agents the source run used; run items do not say which step they ran in).
+        step_agents = tuple(a.external_id for a in agents or _source_agents(results))
+        steps = tuple(
+            StepTarget(step_id=str(step["id"]), agent_ids=step_agents)
+            for step in (source.schedule.steps if source.schedule else [])
+        )
+        if not steps:
+            raise RerunInvalid({"scope": "The schedule's steps are not known yet: sync it first."})
+        return steps, [], planned
+
+    cases: list[CaseTarget] = []
+    planned = []
+    seen: set[tuple[str, str]] = set()
+    for result in picked:
+        agent = _target_agent(result, agents)
+        if scope in (Scope.FAILED, Scope.PICKED):
+            target = (result.case_key or result.external_id, agent.external_id if agent else "")
+            if target in seen:
+                continue  # a flow runs once on an agent, however many agents it failed on
+            seen.add(target)
+            cases.append(
+                CaseTarget(
+                    result_id=result.external_id,
+                    case_key=result.case_key,
+                    agent_ids=(agent.external_id,) if agent else (),
+                    iteration_ids=tuple(data.iterations.get(result.pk, ())),
+                    is_data_driven=result.is_data_driven,
+                )
+            )
+        planned.append(
+            PlannedCase(
+                title=result.test_case.title if result.test_case else result.case_key,
+                agents=(agent.title,) if agent else ("its agent",),
+                iterations=_iteration_names(result, data.iterations.get(result.pk)),
+            )
+        )
+    return (), cases, planned
 
 
 def _plan_run_now(schedule: Schedule, data: RerunInput) -> RerunPlan:
