@@ -86,7 +86,12 @@ def run_poll(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     context = {**_run_page_context(request, run), "oob": True}
     html = render_to_string("runs/run_detail.html#run-summary", context, request)
     html += render_to_string("runs/run_detail.html#run-results", context, request)
-    return HttpResponseStopPolling(html) if run.is_terminal else HttpResponse(html)
+    if not run.is_terminal:
+        return HttpResponse(html)
+    # Over: the rerun panel now knows the failures (and the table offers its checkboxes).
+    context.update(rerun_views.rerun_panel_context(request, run))
+    html += render_to_string("runs/partials/rerun_panel.html", context, request)
+    return HttpResponseStopPolling(html)
 
 
 @vary_on_headers("HX-Request")

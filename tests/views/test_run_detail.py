@@ -176,6 +176,29 @@ def test_the_poll_answers_200_while_running_and_286_once_done(viewer_client):
     assert "every 3s" not in html and "status-passed" in html
 
 
+def test_once_done_the_poll_refreshes_the_rerun_panel_with_the_failures(rerunner_client):
+    run = make_run(status=Status.RUNNING, finished_at=None, duration=None, total_count=1)
+    result = make_result(run, status=Status.RUNNING)
+    url = reverse("runs:run_poll", args=[run.pk])
+    assert 'id="rerun-panel"' not in rerun_client_poll(rerunner_client, url, 200)
+    run.status, run.failed_count = Status.FAILED, 1
+    run.save()
+    result.status = Status.FAILED
+    result.save()
+    html = rerun_client_poll(rerunner_client, url, 286)
+    assert (
+        '<section id="rerun-panel" class="card rerun" aria-labelledby="rerun-title" hx-swap-oob="true">'
+        in html
+    )
+    assert f'name="cases" value="{result.pk}" form="rerun-form"' in html
+
+
+def rerun_client_poll(client, url: str, status: int) -> str:
+    response = client.get(url, **HTMX)
+    assert response.status_code == status
+    return response.content.decode()
+
+
 def test_the_poll_keeps_the_result_filters(viewer_client, failed_run):
     failed_run.status = Status.RUNNING
     failed_run.save()
