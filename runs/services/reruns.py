@@ -309,40 +309,36 @@ def _targets(
 
 
 def _plan_run_now(schedule: Schedule, data: RerunInput) -> RerunPlan:
-    client = orchestrator_client(schedule.orchestrator)
-    try:
-        capabilities = client.capabilities
-        errors: dict[str, str] = {}
-        if not capabilities.run_now:
-            errors["scope"] = "This orchestrator cannot start a schedule now."
-        if data.variables and not capabilities.run_now_variables:
-            errors["variables"] = "This orchestrator takes no variables when run now."
-        if (data.build or data.environment) and not capabilities.build_and_environment:
-            errors["build"] = "This orchestrator takes no build number or environment."
-        _check_variables(data.variables, errors)
-        if errors:
-            raise RerunInvalid(errors)
-        variables = dict(data.variables)
-        summary = _summary(scope="run now", agents=(), count=0, iterations=False)
-        if variables:
-            summary += f" with {', '.join(f'{k}={v}' for k, v in variables.items())}"
-        return RerunPlan(
-            scope=RerunScope.RUN_NOW,
-            summary=summary,
-            cases=(),
-            agents=(),
-            variables=variables,
-            calls=(),
-            options={
-                "scope": RerunScope.RUN_NOW,
-                "summary": summary,
-                "variables": variables,
-                "build": data.build,
-                "environment": data.environment,
-            },
-        )
-    finally:
-        client.close()
+    capabilities = rerun_capabilities(schedule.orchestrator)
+    errors: dict[str, str] = {}
+    if not capabilities.run_now:
+        errors["scope"] = "This orchestrator cannot start a schedule now."
+    if data.variables and not capabilities.run_now_variables:
+        errors["variables"] = "This orchestrator takes no variables when run now."
+    if (data.build or data.environment) and not capabilities.build_and_environment:
+        errors["build"] = "This orchestrator takes no build number or environment."
+    _check_variables(data.variables, errors)
+    if errors:
+        raise RerunInvalid(errors)
+    variables = dict(data.variables)
+    summary = _summary(scope="run now", agents=(), count=0, iterations=False)
+    if variables:
+        summary += f" with {', '.join(f'{k}={v}' for k, v in variables.items())}"
+    return RerunPlan(
+        scope=RerunScope.RUN_NOW,
+        summary=summary,
+        cases=(),
+        agents=(),
+        variables=variables,
+        calls=(),
+        options={
+            "scope": RerunScope.RUN_NOW,
+            "summary": summary,
+            "variables": variables,
+            "build": data.build,
+            "environment": data.environment,
+        },
+    )
 
 
 def _check_variables(variables: Mapping[str, Any], errors: dict[str, str]) -> None:
