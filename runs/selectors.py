@@ -215,10 +215,6 @@ def run_history(
     return keyset_page(queryset, key=key, after=after, before=before, size=size)
 
 
-def run_list_recent(*, limit: int = 50) -> QuerySet[Run]:
-    return _runs().order_by("-started_at", "-id")[:limit]
-
-
 def run_list_in_progress(*, limit: int = 50) -> list[Run]:
     return list(
         _runs().filter(status__in=IN_PROGRESS_VALUES).order_by("-started_at", "-id")[:limit]

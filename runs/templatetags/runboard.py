@@ -69,11 +69,6 @@ def humanize_duration(value: timedelta | None) -> str:
 
 
 @register.filter
-def status_icon(value: Any) -> str:
-    return STATUS_ICONS[_status(value)]
-
-
-@register.filter
 def status_letter(value: Any) -> str:
     return STATUS_LETTERS[_status(value)]
 
