@@ -177,6 +177,20 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _reopen(wf: dict[str, Any], now_ms: int, **changes: Any) -> None:
+    """Back to RUNNING with the failure fields cleared (rerun, retry and restart all do it)."""
+    wf.update(
+        status="RUNNING",
+        reasonForIncompletion=None,
+        failedTaskId=None,
+        failedReferenceTaskNames=[],
+        failedTaskNames=[],
+        endTime=0,
+        updateTime=now_ms,
+        **changes,
+    )
+
+
 def _clean(body: dict[str, Any]) -> dict[str, Any]:
     """Conductor's ObjectMapper leaves null fields out."""
     return {key: value for key, value in body.items() if value is not None}
@@ -964,15 +978,7 @@ class ConductorEmulator(EmulatorApp):
             for task in execution.live():
                 if task["status"] in ("SCHEDULED", "IN_PROGRESS"):
                     task.update(status="CANCELED", endTime=now_ms, updateTime=now_ms)
-        wf.update(
-            status="RUNNING",
-            reasonForIncompletion=None,
-            failedTaskId=None,
-            failedReferenceTaskNames=[],
-            failedTaskNames=[],
-            endTime=0,
-            updateTime=now_ms,
-        )
+        _reopen(wf, now_ms)
         self._active.add(workflow_id)
         if target is None:
             if self.orkes:
@@ -1045,16 +1051,7 @@ class ConductorEmulator(EmulatorApp):
                 "workflow execution again.",
             )
         now_ms = _ms(self.now())
-        wf.update(
-            status="RUNNING",
-            lastRetriedTime=now_ms,
-            reasonForIncompletion=None,
-            failedTaskId=None,
-            failedReferenceTaskNames=[],
-            failedTaskNames=[],
-            endTime=0,
-            updateTime=now_ms,
-        )
+        _reopen(wf, now_ms, lastRetriedTime=now_ms)
         for old in sorted(retriable.values(), key=lambda t: t["seq"]):
             old["retried"] = True
             copy = dict(old)
@@ -1096,18 +1093,7 @@ class ConductorEmulator(EmulatorApp):
         now_ms = _ms(self.now())
         execution.tasks.clear()
         execution.barrier = 0
-        wf.update(
-            status="RUNNING",
-            reasonForIncompletion=None,
-            failedTaskId=None,
-            failedReferenceTaskNames=[],
-            failedTaskNames=[],
-            createTime=now_ms,
-            endTime=0,
-            lastRetriedTime=0,
-            output={},
-            updateTime=now_ms,
-        )
+        _reopen(wf, now_ms, createTime=now_ms, lastRetriedTime=0, output={})
         execution.resume_ms = now_ms
         self._active.add(workflow_id)
         return Response(204)
