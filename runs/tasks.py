@@ -94,17 +94,15 @@ def poll_cycle() -> int:
     still_running = 0
     for runs in by_orchestrator.values():
         orchestrator = runs[0].orchestrator
-        client = sync.orchestrator_client(orchestrator)
         try:
-            for run in runs:
-                refreshed = sync.run_refresh(run=run, client=client)
-                still_running += not refreshed.is_terminal
+            with sync.orchestrator_session(orchestrator) as client:
+                for run in runs:
+                    refreshed = sync.run_refresh(run=run, client=client)
+                    still_running += not refreshed.is_terminal
         except OrchestratorError as exc:
             # The periodic pass records it and backs off; polling just tries again.
             logger.warning("polling %s failed: %s", orchestrator.name, exc)
             still_running += len(runs)
-        finally:
-            client.close()
     if still_running:
         _chain_continue(poll_cycle, settings.RUNBOARD_POLL_INTERVAL)
     return still_running

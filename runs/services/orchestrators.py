@@ -10,7 +10,7 @@ from django.db import transaction
 
 from runs.models import Orchestrator, OrchestratorKind, Run
 from runs.orchestrators.base import OrchestratorError, RunSnapshot
-from runs.services.sync import orchestrator_client, runs_store
+from runs.services.sync import orchestrator_session, runs_store
 
 
 class ConnectError(Exception):
@@ -29,13 +29,11 @@ def orchestrator_check(*, orchestrator: Orchestrator) -> None:
 
     Works on an unsaved instance: the connect command and the admin form check before saving.
     """
-    client = orchestrator_client(orchestrator)
     try:
-        client.check()
+        with orchestrator_session(orchestrator) as client:
+            client.check()
     except OrchestratorError as exc:
         raise ConnectError(f"{orchestrator.base_url} refused the connection: {exc}") from exc
-    finally:
-        client.close()
 
 
 def orchestrator_connect(
@@ -85,16 +83,13 @@ def orchestrator_connect(
 def _read_runs(orchestrator: Orchestrator, run_ids: Sequence[str]) -> list[RunSnapshot]:
     if not run_ids:
         return []
-    client = orchestrator_client(orchestrator)
     snapshots = []
-    try:
+    with orchestrator_session(orchestrator) as client:
         for run_id in run_ids:
             try:
                 snapshots.append(client.get_run(run_id))
             except OrchestratorError as exc:
                 raise ConnectError(f"Run {run_id} could not be read: {exc}") from exc
-    finally:
-        client.close()
     return snapshots
 
 

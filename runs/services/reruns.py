@@ -44,7 +44,7 @@ from runs.orchestrators.base import (
     Unavailable,
 )
 from runs.orchestrators.registry import client_class
-from runs.services.sync import orchestrator_client, run_refresh
+from runs.services.sync import orchestrator_session, run_refresh
 from runs.status import FAILURES
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,11 @@ class RerunPlan:
 
 
 def rerun_plan(
-    *, source: Run | None = None, schedule: Schedule | None = None, data: RerunInput
+    *,
+    source: Run | None = None,
+    schedule: Schedule | None = None,
+    data: RerunInput,
+    client: OrchestratorClient | None = None,
 ) -> RerunPlan:
     """Validate a rerun (or run-now) and say exactly what it will send; raises RerunInvalid."""
     if (source is None) == (schedule is None):
@@ -117,11 +121,8 @@ def rerun_plan(
     if schedule is not None:
         return _plan_run_now(schedule, data)
     assert source is not None
-    client = orchestrator_client(source.orchestrator)
-    try:
-        return _plan_rerun(source, data, client)
-    finally:
-        client.close()
+    with orchestrator_session(source.orchestrator, client=client) as session:
+        return _plan_rerun(source, data, session)
 
 
 def _plan_rerun(source: Run, data: RerunInput, client: OrchestratorClient) -> RerunPlan:
@@ -427,26 +428,24 @@ def rerun_start(
     existing = RerunRequest.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
         return existing, False
-    plan = rerun_plan(source=source, schedule=schedule, data=data)
     target = source if source is not None else schedule
     assert target is not None
-    try:
-        with transaction.atomic():
-            request = RerunRequest.objects.create(
-                orchestrator=target.orchestrator,
-                source_run=source,
-                schedule=schedule,
-                requested_by=user if user.is_authenticated else None,
-                scope=plan.scope,
-                options=plan.options,
-                idempotency_key=idempotency_key,
-            )
-    except IntegrityError:
-        return RerunRequest.objects.get(idempotency_key=idempotency_key), False
-
     orchestrator = target.orchestrator
-    client = orchestrator_client(orchestrator, transport=transport)
-    try:
+    with orchestrator_session(orchestrator, transport=transport) as client:
+        plan = rerun_plan(source=source, schedule=schedule, data=data, client=client)
+        try:
+            with transaction.atomic():
+                request = RerunRequest.objects.create(
+                    orchestrator=orchestrator,
+                    source_run=source,
+                    schedule=schedule,
+                    requested_by=user if user.is_authenticated else None,
+                    scope=plan.scope,
+                    options=plan.options,
+                    idempotency_key=idempotency_key,
+                )
+        except IntegrityError:
+            return RerunRequest.objects.get(idempotency_key=idempotency_key), False
         previous = None
         if source is not None and orchestrator.kind == OrchestratorKind.CONDUCTOR:
             previous = _freshen(source, client)
@@ -455,8 +454,6 @@ def rerun_start(
             request, outcome, plan, user=user, source=source, schedule=schedule, previous=previous
         )
         _fetch_new_runs(request, client)
-    finally:
-        client.close()
     request.refresh_from_db()
     if request.runs.exists():
         from runs.tasks import poll_cycle_ensure

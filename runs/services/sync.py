@@ -7,10 +7,11 @@ time, so the number of queries grows with the number of runs, never with their r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -141,6 +142,24 @@ def orchestrator_client(
     return client
 
 
+@contextlib.contextmanager
+def orchestrator_session(
+    orchestrator: Orchestrator,
+    *,
+    client: OrchestratorClient | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> Iterator[OrchestratorClient]:
+    """The client given, or a new one for this orchestrator that is closed afterwards."""
+    if client is not None:
+        yield client
+        return
+    fresh = orchestrator_client(orchestrator, transport=transport)
+    try:
+        yield fresh
+    finally:
+        fresh.close()
+
+
 # The pass ----------------------------------------------------------------------------------
 
 
@@ -155,14 +174,9 @@ def orchestrator_sync(
     report = SyncReport(orchestrator=orchestrator.name, started_at=now)
     # Another pass (another worker) may have moved it on since this instance was loaded.
     orchestrator.refresh_from_db(fields=["last_synced_at", "consecutive_failures"])
-    own_client = client is None
     try:
-        client = client or orchestrator_client(orchestrator)
-        try:
-            _sync(orchestrator, client, report, now)
-        finally:
-            if own_client:
-                client.close()
+        with orchestrator_session(orchestrator, client=client) as session:
+            _sync(orchestrator, session, report, now)
     except OrchestratorError as exc:
         report.error = str(exc)
         logger.warning("sync of %s failed: %s", orchestrator.name, exc)
@@ -974,19 +988,14 @@ def _upsert_rows(
 def run_refresh(*, run: Run, client: OrchestratorClient | None = None) -> Run:
     """Fetch one run now (a watched page, a poll) and store it; errors are raised."""
     orchestrator = run.orchestrator
-    own_client = client is None
-    client = client or orchestrator_client(orchestrator)
     try:
-        try:
-            snapshot = client.get_run(run.external_id)
-        except NotFound:
-            runs_mark_vanished(
-                orchestrator=orchestrator, external_ids=[run.external_id], now=timezone.now()
-            )
-            return Run.objects.get(pk=run.pk)
-    finally:
-        if own_client:
-            client.close()
+        with orchestrator_session(orchestrator, client=client) as session:
+            snapshot = session.get_run(run.external_id)
+    except NotFound:
+        runs_mark_vanished(
+            orchestrator=orchestrator, external_ids=[run.external_id], now=timezone.now()
+        )
+        return Run.objects.get(pk=run.pk)
     latest = runs_store(orchestrator=orchestrator, snapshots=[snapshot])
     return latest.get(run.external_id) or Run.objects.get(pk=run.pk)
 
@@ -995,13 +1004,8 @@ def run_track(
     *, orchestrator: Orchestrator, external_id: str, client: OrchestratorClient | None = None
 ) -> Run:
     """Start following a run by its vendor id (Testsigma lists no runs); raises NotFound."""
-    own_client = client is None
-    client = client or orchestrator_client(orchestrator)
-    try:
-        snapshot = client.get_run(external_id.strip())
-    finally:
-        if own_client:
-            client.close()
+    with orchestrator_session(orchestrator, client=client) as session:
+        snapshot = session.get_run(external_id.strip())
     return runs_store(orchestrator=orchestrator, snapshots=[snapshot])[snapshot.external_id]
 
 
