@@ -140,8 +140,14 @@ class Run(models.Model):
     """One run: Leapwork run, one attempt of a Conductor execution, Testsigma test plan result."""
 
     orchestrator = models.ForeignKey(Orchestrator, on_delete=models.CASCADE, related_name="runs")
+    # The schedule a run belongs to in Runboard: a rerun's runs stay under their source's.
     schedule = models.ForeignKey(
         Schedule, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
+    )
+    # The vendor's own schedule when it is not `schedule`: the temporary schedule Leapwork's
+    # Run Flow by Id makes for each run (deleted upstream once the run is over).
+    vendor_schedule = models.ForeignKey(
+        Schedule, on_delete=models.SET_NULL, null=True, blank=True, related_name="vendor_runs"
     )
     external_id = models.CharField(max_length=200)
     # A Conductor rerun, retry or restart reuses its workflowId: each attempt is its own Run.
@@ -175,7 +181,11 @@ class Run(models.Model):
     total_count = models.PositiveIntegerField(default=0)
     passed_count = models.PositiveIntegerField(default=0)
     failed_count = models.PositiveIntegerField(default=0)
+    # Finished, neither passed nor failed: cancelled, skipped, unknown.
     other_count = models.PositiveIntegerField(default=0)
+    # Not finished yet: total = passed + failed + other + queued + running.
+    queued_count = models.PositiveIntegerField(default=0)
+    running_count = models.PositiveIntegerField(default=0)
     # Testsigma discovery: the run this one derives from, and its plan's newest run.
     parent_external_id = models.CharField(max_length=200, blank=True)
     latest_sibling_id = models.CharField(max_length=200, blank=True)
@@ -223,6 +233,7 @@ class Run(models.Model):
 
     @property
     def done_count(self) -> int:
+        """Results that have finished (queued and running ones are not done)."""
         return self.passed_count + self.failed_count + self.other_count
 
 

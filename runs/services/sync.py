@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from django.conf import settings
@@ -74,6 +74,8 @@ RUN_FIELDS = [
     "passed_count",
     "failed_count",
     "other_count",
+    "queued_count",
+    "running_count",
     "vanished_at",
     "parent_external_id",
     "latest_sibling_id",
@@ -452,13 +454,23 @@ def runs_mark_vanished(
     ).update(vanished_at=now)
 
 
-def run_counts(
-    results: Sequence[ResultSnapshot], *, per_agent: bool = False
-) -> tuple[int, int, int, int]:
-    """(total, passed, failed, other) over cases: of a case's several tries, the last counts.
+class RunCounts(NamedTuple):
+    """A run's cases by where they stand: total = passed + failed + other + queued + running."""
+
+    total: int
+    passed: int
+    failed: int
+    other: int
+    queued: int
+    running: int
+
+
+def run_counts(results: Sequence[ResultSnapshot], *, per_agent: bool = False) -> RunCounts:
+    """A run's counts over cases: of a case's several tries, the last counts.
 
     With `per_agent` (Leapwork, where a flow runs once on each agent of its step) each agent's
-    run of a case counts on its own.
+    run of a case counts on its own. Queued and running cases are not done: they are neither
+    "other" nor part of the progress.
     """
     last: dict[tuple[str, str], ResultSnapshot] = {}
     for result in sorted(results, key=lambda r: r.seq):
@@ -467,7 +479,10 @@ def run_counts(
     statuses = [r.status for r in last.values()]
     passed = sum(1 for s in statuses if s == Status.PASSED)
     failed = sum(1 for s in statuses if s.is_failure)
-    return len(statuses), passed, failed, len(statuses) - passed - failed
+    queued = sum(1 for s in statuses if s == Status.QUEUED)
+    running = sum(1 for s in statuses if s == Status.RUNNING)
+    other = len(statuses) - passed - failed - queued - running
+    return RunCounts(len(statuses), passed, failed, other, queued, running)
 
 
 def _attempt_changed(existing: Run, snapshot: RunSnapshot, stored_ids: set[str]) -> bool:
@@ -725,7 +740,7 @@ def _run_values(
     per_agent: bool,
     fingerprints: dict[str, str],
 ) -> dict[str, Any]:
-    total, passed, failed, other = run_counts(snapshot.results, per_agent=per_agent)
+    counts = run_counts(snapshot.results, per_agent=per_agent)
     started = snapshot.started_at or min(
         (r.started_at for r in snapshot.results if r.started_at), default=None
     )
@@ -746,10 +761,12 @@ def _run_values(
         "correlation_id": snapshot.correlation_id[:300],
         "message": snapshot.message,
         "vendor_triggered_by": snapshot.triggered_by[:200],
-        "total_count": total,
-        "passed_count": passed,
-        "failed_count": failed,
-        "other_count": other,
+        "total_count": counts.total,
+        "passed_count": counts.passed,
+        "failed_count": counts.failed,
+        "other_count": counts.other,
+        "queued_count": counts.queued,
+        "running_count": counts.running,
         "vanished_at": None,
         "parent_external_id": snapshot.parent_external_id[:200],
         "latest_sibling_id": snapshot.latest_sibling_id[:200],
