@@ -26,6 +26,7 @@ from tests.emulated import (
     emulator_state,
     orchestrator_for,
     step_clock,
+    synced,
 )
 
 pytestmark = pytest.mark.django_db
@@ -222,6 +223,39 @@ def test_it_follows_a_run_from_start_to_end_with_all_results():
         item["id"] for item in state["items"]
     }
     assert not run.results.filter(status__in=[Status.QUEUED, Status.RUNNING]).exists()
+
+
+@pytest.mark.parametrize("kind", ["leapwork", "conductor", "testsigma"])
+def test_progress_counts_only_finished_results_and_tells_queued_from_running(kind):
+    with synced(kind, pace=1.0) as (server, orchestrator):
+        schedule = Schedule.objects.filter(orchestrator=orchestrator, is_temporary=False).first()
+        run = run_track(
+            orchestrator=orchestrator, external_id=start_run(server, schedule.external_id)
+        )
+        seen: list[tuple[int, int, int, int]] = []
+        for _ in range(200):
+            step_clock(server, 2)
+            run = run_refresh(run=run)
+            unfinished = run.results.filter(status__in=[Status.QUEUED, Status.RUNNING])
+            if run.total_count and unfinished.exists():
+                seen.append((run.done_count, run.total_count, run.queued_count, run.running_count))
+                assert run.done_count < run.total_count
+                assert run.queued_count + run.running_count >= 1
+            assert run.total_count == (
+                run.passed_count
+                + run.failed_count
+                + run.other_count
+                + run.queued_count
+                + run.running_count
+            )
+            if run.is_terminal:
+                break
+    assert run.is_terminal and run.done_count == run.total_count
+    assert run.queued_count == run.running_count == 0
+    assert seen, "the run was seen in progress"
+    # The bar advances as results finish: it never goes back and starts short of full.
+    assert [done for done, *_ in seen] == sorted(done for done, *_ in seen)
+    assert seen[0][0] < seen[0][1]
 
 
 def test_it_keeps_a_conductor_rerun_in_place_as_two_attempts():

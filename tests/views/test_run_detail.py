@@ -153,8 +153,37 @@ def test_a_running_run_polls_its_summary_and_shows_progress(viewer_client):
     )
     html = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
     assert f'hx-get="/runs/{run.pk}/poll/" hx-trigger="every 3s"' in html
-    assert '<progress id="run-progress' in html and 'value="1"' in html
-    assert "1/4 done" in html
+    assert '<progress max="4" value="1"' in html
+    assert "1 of 4 done" in html
+
+
+@pytest.mark.parametrize("page", ["runs:detail", "runs:list", "runs:overview"])
+def test_progress_counts_only_finished_results_and_tells_queued_from_running(viewer_client, page):
+    run = make_run(
+        status=Status.RUNNING,
+        finished_at=None,
+        duration=None,
+        total_count=72,
+        passed_count=9,
+        failed_count=3,
+        running_count=2,
+        queued_count=58,
+    )
+    args = [run.pk] if page == "runs:detail" else []
+    html = " ".join(viewer_client.get(reverse(page, args=args)).content.decode().split())
+    assert '<progress max="72" value="12"' in html
+    assert '12 of 72 done, <span class="count-failed">3 failed</span>' in html
+    assert "· 2 running, 58 queued" in html
+
+
+def test_a_run_whose_cases_are_all_queued_shows_an_empty_bar(viewer_client):
+    run = make_run(
+        status=Status.QUEUED, finished_at=None, duration=None, total_count=8, queued_count=8
+    )
+    html = " ".join(
+        viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode().split()
+    )
+    assert '<progress max="8" value="0"' in html and "0 of 8 done" in html and "8 queued" in html
 
 
 def test_the_poll_answers_200_while_running_and_286_once_done(viewer_client):
@@ -167,7 +196,7 @@ def test_the_poll_answers_200_while_running_and_286_once_done(viewer_client):
     html = response.content.decode()
     assert html.lstrip().startswith('<section id="run-summary"')
     assert '<div id="run-results" hx-swap-oob="true">' in html
-    assert "1/2 done" in html
+    assert "1 of 2 done" in html
     run.status, run.passed_count = Status.PASSED, 2
     run.save()
     response = viewer_client.get(url, **HTMX)
