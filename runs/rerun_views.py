@@ -13,10 +13,12 @@ from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
+from runs import selectors
 from runs.forms import ConnectForm, RerunForm, RunNowForm, TrackRunForm
 from runs.models import RerunRequest, RerunState, Run, Schedule
 from runs.services.orchestrators import ConnectError, orchestrator_connect
@@ -26,17 +28,6 @@ from runs.services.sync import OrchestratorError, run_track
 
 def _results(run: Run) -> list:
     return list(run.results.select_related("agent", "test_case").order_by("seq", "id"))
-
-
-def _audit(*, run: Run | None = None, schedule: Schedule | None = None) -> list[RerunRequest]:
-    requests = RerunRequest.objects.select_related("requested_by").prefetch_related("runs")
-    if run is not None:
-        requests = requests.filter(
-            source_run__orchestrator=run.orchestrator, source_run__external_id=run.external_id
-        )
-    else:
-        requests = requests.filter(schedule=schedule)
-    return list(requests.order_by("-requested_at")[:20])
 
 
 def rerun_panel_context(
@@ -50,10 +41,12 @@ def rerun_panel_context(
     can_rerun = request.user.has_perm(PERMISSION)
     if can_rerun and form is None and not run.is_frozen:
         form = RerunForm(run=run, results=_results(run))
+    requests = selectors.rerun_request_list(run=run)
     return {
         "can_rerun": can_rerun,
         "rerun_form": form,
-        "rerun_requests": _audit(run=run),
+        "rerun_requests": requests,
+        "reruns_live": selectors.rerun_requests_live(requests),
         "cases_in_table": cases_in_table,
     }
 
@@ -67,7 +60,7 @@ def run_now_context(
     return {
         "can_rerun": can_rerun,
         "run_now_form": form,
-        "run_now_requests": _audit(schedule=schedule),
+        "run_now_requests": selectors.rerun_request_list(schedule=schedule),
     }
 
 
@@ -158,16 +151,29 @@ def run_now(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def rerun_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    rerun_request = get_object_or_404(
-        RerunRequest.objects.select_related(
-            "orchestrator", "source_run__schedule", "schedule", "requested_by"
-        ),
-        pk=pk,
-    )
-    runs = rerun_request.runs.select_related("schedule").order_by("started_at", "id")
-    return render(
-        request, "runs/rerun_request.html", {"rerun_request": rerun_request, "runs": runs}
-    )
+    """A request's page: whether the orchestrator took it, and what its runs found (live)."""
+    rerun_request = get_object_or_404(selectors.rerun_request_get_queryset(), pk=pk)
+    live = selectors.rerun_requests_live([rerun_request])
+    context = {"rerun_request": rerun_request, "runs": rerun_request.runs.all(), "live": live}
+    if not request.htmx:
+        return render(request, "runs/rerun_request.html", context)
+    html = render_to_string("runs/rerun_request.html#request-outcome", context, request)
+    return HttpResponse(html) if live else HttpResponseStopPolling(html)
+
+
+def run_reruns(request: HttpRequest, pk: int) -> HttpResponse:
+    """The run page's reruns with their verdicts, polled until every one of them is over."""
+    run = get_object_or_404(Run, pk=pk)
+    requests = selectors.rerun_request_list(run=run)
+    live = selectors.rerun_requests_live(requests)
+    context = {
+        "requests": requests,
+        "live": live,
+        "poll_url": reverse("runs:run_reruns", args=[run.pk]),
+        "title": "After rerun",
+    }
+    html = render_to_string("runs/partials/rerun_audit.html", context, request)
+    return HttpResponse(html) if live else HttpResponseStopPolling(html)
 
 
 @require_POST

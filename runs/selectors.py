@@ -515,7 +515,7 @@ def orchestrator_list_with_counts() -> list[Orchestrator]:
     return list(
         Orchestrator.objects.annotate(
             run_count=_count_of(Run, orchestrator=OuterRef("pk")),
-            schedule_count=_count_of(Schedule, orchestrator=OuterRef("pk")),
+            schedule_count=_count_of(Schedule, orchestrator=OuterRef("pk"), is_temporary=False),
             agent_count=_count_of(Agent, orchestrator=OuterRef("pk")),
             has_running=Exists(running),
             last_run_at=Subquery(
@@ -524,4 +524,112 @@ def orchestrator_list_with_counts() -> list[Orchestrator]:
                 .values("started_at")[:1]
             ),
         ).order_by("name")
+    )
+
+
+# Rerun verdicts ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RerunVerdict:
+    """What a rerun found, over every run it made (Leapwork: one run per case).
+
+    Apart from the request's state, which only says whether the orchestrator took it.
+    """
+
+    runs: int
+    runs_over: int
+    runs_failed: int
+    total: int
+    passed: int
+    failing: int
+    other: int
+    unfinished: int
+
+    @property
+    def is_over(self) -> bool:
+        return self.runs > 0 and self.runs_over == self.runs
+
+    @property
+    def status(self) -> str:
+        """A Status value for the badge: running until every run is over."""
+        if not self.is_over:
+            return Status.RUNNING.value
+        if self.failing or self.runs_failed:
+            return Status.FAILED.value
+        return Status.PASSED.value if self.passed or not self.total else Status.UNKNOWN.value
+
+    @property
+    def text(self) -> str:
+        done = self.total - self.unfinished
+        parts = [f"{self.passed} passed"]
+        if self.failing:
+            parts.append(f"{self.failing} still failing")
+        if self.other:
+            parts.append(f"{self.other} cancelled or skipped")
+        if not self.is_over:
+            if not self.total:
+                return f"{self.runs} run{'s' if self.runs != 1 else ''} starting"
+            return f"{done} of {self.total} done so far: " + ", ".join(parts)
+        if self.total and self.passed == self.total:
+            return f"all {self.total} passed"
+        if not self.total:
+            return f"{self.runs_over} run{'s' if self.runs != 1 else ''} over"
+        return ", ".join(parts)
+
+
+def rerun_request_list(
+    *, run: Run | None = None, schedule: Schedule | None = None, limit: int = 20
+) -> list[RerunRequest]:
+    """The newest reruns of a run (any attempt of its vendor run) or run-nows of a schedule,
+    with the runs each made (for their verdicts)."""
+    requests = RerunRequest.objects.select_related("requested_by").prefetch_related(
+        Prefetch("runs", queryset=Run.objects.order_by("started_at", "id"))
+    )
+    if run is not None:
+        requests = requests.filter(
+            source_run__orchestrator=run.orchestrator_id, source_run__external_id=run.external_id
+        )
+    else:
+        requests = requests.filter(schedule=schedule)
+    return list(requests.order_by("-requested_at", "-id")[:limit])
+
+
+def rerun_request_get_queryset() -> QuerySet[RerunRequest]:
+    return RerunRequest.objects.select_related(
+        "orchestrator", "source_run__schedule", "schedule", "requested_by"
+    ).prefetch_related(
+        Prefetch(
+            "runs",
+            queryset=Run.objects.select_related("orchestrator", "schedule").order_by(
+                "started_at", "id"
+            ),
+        )
+    )
+
+
+def rerun_requests_live(requests: list[RerunRequest]) -> bool:
+    """Whether any of these requests may still change: being sent, or its runs not over."""
+    for rerun_request in requests:
+        verdict = rerun_verdict(rerun_request)
+        if rerun_request.state == "pending" or (verdict is not None and not verdict.is_over):
+            return True
+    return False
+
+
+def rerun_verdict(rerun_request: RerunRequest) -> RerunVerdict | None:
+    """The combined outcome of a request's runs (prefetch `runs` when listing); None when it
+    made no run (refused, outcome unknown, or not answered yet)."""
+    runs = list(rerun_request.runs.all())
+    if not runs:
+        return None
+    return RerunVerdict(
+        runs=len(runs),
+        runs_over=sum(1 for run in runs if run.is_terminal),
+        runs_failed=sum(1 for run in runs if run.status_enum.is_failure),
+        total=sum(run.total_count for run in runs),
+        passed=sum(run.passed_count for run in runs),
+        failing=sum(run.failed_count for run in runs),
+        other=sum(run.other_count for run in runs),
+        unfinished=sum(run.queued_count + run.running_count for run in runs),
     )

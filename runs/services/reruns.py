@@ -605,26 +605,17 @@ def _new_run(
             create_defaults={**fields, "status": "queued", "started_at": timezone.now()},
         )
         return run
+    # A rerun's runs stay under their source's schedule (Leapwork's temporary schedules are
+    # the vendor's business: sync keeps them in `vendor_schedule`).
+    fields["schedule"] = schedule if schedule is not None else source.schedule if source else None
     run, _ = Run.objects.update_or_create(
         orchestrator=orchestrator,
         external_id=external_id,
         attempt=1,
         defaults={**fields, "rerun_of": source},
-        create_defaults={
-            **fields,
-            "rerun_of": source,
-            "schedule": schedule if schedule is not None else _new_run_schedule(source),
-            "status": "queued",
-        },
+        create_defaults={**fields, "rerun_of": source, "status": "queued"},
     )
     return run
-
-
-def _new_run_schedule(source: Run | None) -> Schedule | None:
-    if source is None or source.orchestrator.kind == OrchestratorKind.LEAPWORK:
-        # Run Flow by Id and reRunOnAgents runs belong to their own (temporary) schedules.
-        return None
-    return source.schedule
 
 
 def _fetch_new_runs(request: RerunRequest, client: OrchestratorClient) -> None:

@@ -59,6 +59,7 @@ LOCK_NAMESPACE = 0x52554E42
 
 RUN_FIELDS = [
     "schedule",
+    "vendor_schedule",
     "status",
     "vendor_status",
     "started_at",
@@ -632,8 +633,15 @@ def _runs_store(
         Run.objects.filter(pk__in=[run.pk for run, _ in new_attempts]).update(is_frozen=True)
     unique = ["orchestrator_id", "external_id", "attempt"]
     written = [_attname(Run, name) for name in (*RUN_FIELDS, "synced_at")]
-    # A row made meanwhile by the rerun service keeps who asked, why and the variables sent.
-    _upsert_rows(Run, to_create, unique=unique, update=written)
+    # A row made meanwhile by the rerun service keeps who asked, why and the variables sent;
+    # a run on a temporary schedule also keeps the schedule the rerun service gave it (its
+    # source's), which sync cannot know.
+    on_temporary = [row for row in to_create if row["vendor_schedule_id"] is not None]
+    on_listed = [row for row in to_create if row["vendor_schedule_id"] is None]
+    _upsert_rows(Run, on_listed, unique=unique, update=written)
+    _upsert_rows(
+        Run, on_temporary, unique=unique, update=[f for f in written if f != "schedule_id"]
+    )
     _upsert_rows(
         Run, [_row(run) for run in to_update], unique=unique, update=[*written, "variables"]
     )
@@ -747,8 +755,13 @@ def _run_values(
     duration = snapshot.duration
     if duration is None and snapshot.finished_at and started:
         duration = snapshot.finished_at - started
+    schedule = {"schedule_id": schedule_ids.get(snapshot.schedule_id), "vendor_schedule_id": None}
+    if snapshot.schedule_is_temporary:
+        # A temporary schedule (Leapwork's Run Flow by Id) is the vendor's, never Runboard's:
+        # the run keeps the schedule it has (a rerun's: its source's).
+        schedule = {"vendor_schedule_id": schedule_ids.get(snapshot.schedule_id)}
     return {
-        "schedule_id": schedule_ids.get(snapshot.schedule_id),
+        **schedule,
         "status": snapshot.status.value,
         "vendor_status": snapshot.vendor_status[:100],
         # Never empty (history pages paginate by it): a run not started yet shows when seen.

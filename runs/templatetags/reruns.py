@@ -1,4 +1,4 @@
-"""Template filters for the rerun preview."""
+"""Template helpers for reruns: the preview's planned calls, a request's verdict."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 from urllib.parse import urlencode
 
 from django import template
+
+from runs import selectors
 
 register = template.Library()
 
@@ -18,3 +20,9 @@ def planned_call(call) -> str:
     if call.body is not None:
         text += "\n" + json.dumps(call.body, indent=2, sort_keys=False, default=str)
     return text
+
+
+@register.inclusion_tag("runs/partials/rerun_verdict.html")
+def rerun_verdict(rerun_request) -> dict:
+    """What a rerun found, apart from whether the orchestrator took it."""
+    return {"rerun_request": rerun_request, "verdict": selectors.rerun_verdict(rerun_request)}

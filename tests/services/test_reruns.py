@@ -5,9 +5,17 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from runs.models import RerunRequest, RerunState, Run
+from runs.models import RerunRequest, RerunState, Run, Schedule
+from runs.selectors import orchestrator_list_with_counts, rerun_verdict
 from runs.services.reruns import RerunInput, RerunInvalid, rerun_plan, rerun_start
-from tests.emulated import emulator_control, failed_run, synced, vendor_writes
+from runs.services.sync import orchestrator_sync
+from tests.emulated import (
+    emulator_control,
+    failed_run,
+    step_clock,
+    synced,
+    vendor_writes,
+)
 from tests.factories import make_agent, make_orchestrator, make_user
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +63,42 @@ def test_it_reruns_leapwork_failures_on_another_agent_with_a_changed_variable(re
         assert (
             "failed only" in request.options["summary"]
             and other.title in request.options["summary"]
+        )
+
+
+def test_a_leapwork_failed_only_rerun_stays_under_its_source_schedule_with_one_verdict(rerunner):
+    with synced("leapwork", pace=1.0) as (server, orchestrator):
+        source = failed_run(orchestrator)
+        failures = source.results.filter(status__in=["failed", "error"]).count()
+        request, _ = rerun_start(
+            user=rerunner,
+            idempotency_key="leap-verdict",
+            data=RerunInput(scope="failed"),
+            source=source,
+        )
+        runs = list(request.runs.select_related("vendor_schedule"))
+        assert len(runs) == failures > 1
+        # Followed by run id, under the source's schedule; the temporary schedule is kept apart.
+        assert {r.schedule_id for r in runs} == {source.schedule_id}
+        assert all(r.vendor_schedule is not None and r.vendor_schedule.is_temporary for r in runs)
+        verdict = rerun_verdict(RerunRequest.objects.get(pk=request.pk))
+        assert verdict is not None and not verdict.is_over and verdict.status == "running"
+
+        step_clock(server, 3600)  # every run is over; Leapwork deletes their temporary schedules
+        report = orchestrator_sync(orchestrator=orchestrator)
+        assert report.ok, report.error
+        runs = list(Run.objects.filter(rerun_request=request))
+        assert all(r.is_terminal and r.schedule_id == source.schedule_id for r in runs)
+        verdict = rerun_verdict(RerunRequest.objects.get(pk=request.pk))
+        assert verdict.is_over and verdict.total == failures
+        assert verdict.passed + verdict.failing + verdict.other == failures
+        assert verdict.status == ("failed" if verdict.failing else "passed")
+        assert (f"{verdict.failing} still failing" in verdict.text) == bool(verdict.failing)
+        # Temporary schedules are not counted as the orchestrator's schedules.
+        listed = next(o for o in orchestrator_list_with_counts() if o.pk == orchestrator.pk)
+        assert (
+            listed.schedule_count
+            == Schedule.objects.filter(orchestrator=orchestrator, is_temporary=False).count()
         )
 
 

@@ -7,9 +7,10 @@ import re
 import pytest
 from django.urls import reverse
 
-from runs.models import RerunRequest, RerunState, Run
+from runs.models import RerunRequest, RerunState, Run, Trigger
+from runs.status import Status
 from tests.emulated import emulator_control, failed_run, synced, vendor_writes
-from tests.factories import make_user
+from tests.factories import make_run, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -227,3 +228,71 @@ def test_cases_are_picked_with_checkboxes_on_the_results_table(client):
         assert "2 cases will run" in preview
         assert 'name="cases_in_table" value="1"' in preview, "the panel still defers to the table"
         assert vendor_writes(server) == []
+
+
+# One verdict per rerun -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def rerun_of_nine(user):
+    """A failed run and an accepted failed-only rerun of it that made one run per case."""
+    source = make_run(status=Status.FAILED, total_count=20, passed_count=11, failed_count=9)
+    request = RerunRequest.objects.create(
+        orchestrator=source.orchestrator,
+        source_run=source,
+        requested_by=user,
+        scope="failed",
+        state=RerunState.ACCEPTED,
+        options={"summary": "failed only, 9 cases"},
+    )
+    for n in range(9):
+        make_run(
+            source.schedule,
+            rerun_of=source,
+            rerun_request=request,
+            trigger=Trigger.RERUN,
+            status=Status.QUEUED,
+            finished_at=None,
+            total_count=1,
+            queued_count=1,
+            external_id=f"rerun-{n}",
+        )
+    return source, request
+
+
+def _finish(request: RerunRequest, *, passed: int) -> None:
+    for n, run in enumerate(request.runs.order_by("external_id")):
+        ok = n < passed
+        run.status = Status.PASSED if ok else Status.FAILED
+        run.queued_count, run.passed_count, run.failed_count = 0, int(ok), int(not ok)
+        run.save()
+
+
+def test_the_request_page_tells_sent_from_the_verdict_and_follows_it_live(
+    viewer_client, rerun_of_nine
+):
+    _source, request = rerun_of_nine
+    url = request.get_absolute_url()
+    page = " ".join(viewer_client.get(url).content.decode().split())
+    assert "Accepted" in page and "0 of 9 done so far" in page
+    assert f'hx-get="{url}" hx-trigger="every 3s"' in page
+
+    _finish(request, passed=7)
+    response = viewer_client.get(url, HTTP_HX_REQUEST="true")
+    assert response.status_code == 286  # over: polling stops
+    fragment = " ".join(response.content.decode().split())
+    assert "7 passed, 2 still failing" in fragment and "status-failed" in fragment
+
+
+def test_the_source_run_says_how_its_rerun_ended_live(viewer_client, rerun_of_nine):
+    source, request = rerun_of_nine
+    page = " ".join(viewer_client.get(source.get_absolute_url()).content.decode().split())
+    poll = reverse("runs:run_reruns", args=[source.pk])
+    assert "After rerun" in page and "0 of 9 done so far" in page
+    assert f'hx-get="{poll}" hx-trigger="every 3s"' in page
+
+    assert viewer_client.get(poll, HTTP_HX_REQUEST="true").status_code == 200
+    _finish(request, passed=9)
+    response = viewer_client.get(poll, HTTP_HX_REQUEST="true")
+    assert response.status_code == 286
+    assert "all 9 passed" in response.content.decode()
