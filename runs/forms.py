@@ -20,6 +20,7 @@ SCOPE_LABELS = {
     Scope.FROM_TASK: "From a picked task",
 }
 EMPTY_VARIABLE_ROWS = 2
+OWN_AGENT, CHOSEN_AGENTS = "own", "chosen"
 
 
 def variable_rows(data: QueryDict | None, initial: dict[str, Any]) -> list[tuple[str, str]]:
@@ -88,6 +89,8 @@ class SubmissionForm(forms.Form):
     """A form that sends something once: it carries an idempotency key."""
 
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
+    # The digest of the plan last previewed (rendered with the preview, not by the form).
+    plan_digest = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -125,6 +128,16 @@ class RerunForm(SubmissionForm):
     """Rerun a run: only the options its orchestrator supports are fields."""
 
     scope = forms.ChoiceField(widget=forms.RadioSelect, label="What to rerun")
+    where = forms.ChoiceField(
+        widget=forms.RadioSelect,
+        label="Where",
+        choices=[
+            (OWN_AGENT, "Each case on the agent it ran on"),
+            (CHOSEN_AGENTS, "On these agents"),
+        ],
+        initial=OWN_AGENT,
+        required=False,
+    )
     agents = forms.ModelMultipleChoiceField(
         queryset=None, required=False, widget=forms.CheckboxSelectMultiple, label="Agents"
     )
@@ -169,11 +182,8 @@ class RerunForm(SubmissionForm):
             self.fields["correlation_id"].initial = run.correlation_id
         if caps.agent_picker:
             self.fields["agents"].queryset = run.orchestrator.agents.all()
-            used = {r.agent_id for r in results if r.agent_id}
-            self.fields["agents"].initial = sorted(used)
-            self.fields["agents"].help_text = "The agents this run used are preselected."
         else:
-            del self.fields["agents"]
+            del self.fields["agents"], self.fields["where"]
         if caps.iterations:
             self.fields["iterations"].choices = [
                 (
@@ -198,8 +208,18 @@ class RerunForm(SubmissionForm):
         if caps.variables:
             self.use_variables_editor(initial=_initial_variables(run))
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("where") == CHOSEN_AGENTS and not cleaned.get("agents"):
+            self.add_error(
+                "agents", "Check at least one agent, or rerun each case on the agent it ran on."
+            )
+        return cleaned
+
     def rerun_input(self) -> RerunInput:
         data = self.cleaned_data
+        # Agents checked count unless "each case on the agent it ran on" was picked.
+        chosen = data.get("agents") if data.get("where") != OWN_AGENT else None
         iterations: dict[int, list[str]] = {}
         for value in data.get("iterations") or []:
             pk, _, iteration = value.partition(":")
@@ -210,7 +230,7 @@ class RerunForm(SubmissionForm):
         return RerunInput(
             scope=data["scope"],
             result_ids=cases,
-            agent_ids=tuple(agent.pk for agent in data.get("agents") or ()),
+            agent_ids=tuple(agent.pk for agent in chosen or ()),
             iterations={pk: tuple(ids) for pk, ids in iterations.items()},
             only_failed_iterations=bool(data.get("only_failed_iterations")),
             variables=data.get("variables") or {},

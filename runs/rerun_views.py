@@ -22,7 +22,14 @@ from runs import selectors
 from runs.forms import ConnectForm, RerunForm, RunNowForm, TrackRunForm
 from runs.models import RerunRequest, RerunState, Run, Schedule
 from runs.services.orchestrators import ConnectError, orchestrator_connect
-from runs.services.reruns import PERMISSION, RerunInvalid, RerunPlan, rerun_plan, rerun_start
+from runs.services.reruns import (
+    PERMISSION,
+    PlanChanged,
+    RerunInvalid,
+    RerunPlan,
+    rerun_plan,
+    rerun_start,
+)
 from runs.services.sync import OrchestratorError, run_track
 
 
@@ -102,11 +109,16 @@ def _preview_or_send(
             data=form.rerun_input(),
             source=source,
             schedule=schedule,
+            previewed_digest=form.cleaned_data["plan_digest"],
         )
         if rerun_request.state != RerunState.FAILED:
             return _done(request, rerun_request), None
         form.add_error(None, rerun_request.message)
         form.renew_idempotency_key()
+    except PlanChanged as exc:
+        # Not what was previewed (or never previewed): show what would be sent instead.
+        form.add_error(None, str(exc))
+        return None, exc.plan
     except RerunInvalid as exc:
         form.add_invalid(exc.errors)
     return None, None

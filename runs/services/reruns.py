@@ -7,9 +7,11 @@ returns the existing request and sends nothing.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
@@ -104,6 +106,31 @@ class RerunPlan:
     spec: RerunSpec | None = None  # None for "run now"
     options: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def digest(self) -> str:
+        """A digest of everything this plan would send: Send must carry the one previewed."""
+        sent = {
+            "scope": self.scope,
+            "cases": [asdict(case) for case in self.cases],
+            "agents": list(self.agents),
+            "variables": dict(self.variables),
+            "calls": [asdict(call) for call in self.calls],
+            "options": {k: v for k, v in self.options.items() if k != "summary"},
+        }
+        encoded = json.dumps(sent, sort_keys=True, default=str, separators=(",", ":"))
+        return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+class PlanChanged(Exception):
+    """The inputs sent no longer plan what was previewed: nothing was sent."""
+
+    def __init__(self, plan: RerunPlan) -> None:
+        super().__init__(
+            "The form changed after its preview, so nothing was sent. "
+            "Check the new preview below, then send it."
+        )
+        self.plan = plan
+
 
 # Planning (no HTTP) --------------------------------------------------------------------------
 
@@ -156,7 +183,7 @@ def _plan_rerun(source: Run, data: RerunInput, client: OrchestratorClient) -> Re
     label = f"from task {task.case_key}" if task else RerunScope(scope.value).label.lower()
     summary = _summary(
         scope=label,
-        agents=_titles(agents),
+        agents=_where(scope, agents, client.capabilities),
         count=len(planned_cases),
         iterations=only_failed_iterations,
     )
@@ -284,25 +311,26 @@ def _targets(
     planned = []
     seen: set[tuple[str, str]] = set()
     for result in picked:
-        agent = _target_agent(result, agents)
+        targets = _target_agents(result, agents)
         if scope in (Scope.FAILED, Scope.PICKED):
-            target = (result.case_key or result.external_id, agent.external_id if agent else "")
-            if target in seen:
-                continue  # a flow runs once on an agent, however many agents it failed on
-            seen.add(target)
-            cases.append(
-                CaseTarget(
-                    result_id=result.external_id,
-                    case_key=result.case_key,
-                    agent_ids=(agent.external_id,) if agent else (),
-                    iteration_ids=tuple(data.iterations.get(result.pk, ())),
-                    is_data_driven=result.is_data_driven,
+            for agent in targets or [None]:
+                target = (result.case_key or result.external_id, agent.external_id if agent else "")
+                if target in seen:
+                    continue  # a flow runs once on an agent, however many agents it failed on
+                seen.add(target)
+                cases.append(
+                    CaseTarget(
+                        result_id=result.external_id,
+                        case_key=result.case_key,
+                        agent_ids=(agent.external_id,) if agent else (),
+                        iteration_ids=tuple(data.iterations.get(result.pk, ())),
+                        is_data_driven=result.is_data_driven,
+                    )
                 )
-            )
         planned.append(
             PlannedCase(
                 title=result.test_case.title if result.test_case else result.case_key,
-                agents=(agent.title,) if agent else ("its agent",),
+                agents=_titles(targets) or ("its agent",),
                 iterations=_iteration_names(result, data.iterations.get(result.pk)),
             )
         )
@@ -322,7 +350,7 @@ def _plan_run_now(schedule: Schedule, data: RerunInput) -> RerunPlan:
     if errors:
         raise RerunInvalid(errors)
     variables = dict(data.variables)
-    summary = _summary(scope="run now", agents=(), count=0, iterations=False)
+    summary = _summary(scope="run now", agents="", count=0, iterations=False)
     if variables:
         summary += f" with {', '.join(f'{k}={v}' for k, v in variables.items())}"
     return RerunPlan(
@@ -356,12 +384,11 @@ def _agents(orchestrator, agent_ids: Sequence[int], errors: dict[str, str]) -> l
     return sorted(agents, key=lambda a: order.get(a.pk, 0))
 
 
-def _target_agent(result: ExecutionResult, chosen: Sequence[Agent]) -> Agent | None:
-    """Where a case runs again: on its own agent while that one is chosen (the default: the
-    source run's agents are preselected), else on the first agent chosen."""
-    if not chosen or (result.agent is not None and result.agent in chosen):
-        return result.agent
-    return chosen[0]
+def _target_agents(result: ExecutionResult, chosen: Sequence[Agent]) -> list[Agent]:
+    """Where a case runs again: on the agents chosen, else on the agent it ran on."""
+    if chosen:
+        return list(chosen)
+    return [result.agent] if result.agent is not None else []
 
 
 def _last_tries(results: Sequence[ExecutionResult]) -> list[ExecutionResult]:
@@ -398,10 +425,21 @@ def _iteration_names(result: ExecutionResult, ids: Sequence[str] | None) -> tupl
     )
 
 
-def _summary(*, scope: str, agents: Sequence[str], count: int, iterations: bool) -> str:
+def _where(scope: Scope, chosen: Sequence[Agent], capabilities: Capabilities) -> str:
+    """Where the rerun runs, in the words of the form's agent picker."""
+    if chosen:
+        return f"on {', '.join(_titles(chosen))}"
+    if not capabilities.agent_picker:
+        return ""
+    if scope == Scope.ALL:
+        return "on the agents this run used"
+    return "each case on the agent it ran on"
+
+
+def _summary(*, scope: str, agents: str, count: int, iterations: bool) -> str:
     parts = [scope + (" (failed iterations)" if iterations else "")]
     if agents:
-        parts.append(f"on {', '.join(agents)}")
+        parts.append(agents)
     if count:
         parts.append(f"{count} case{'s' if count != 1 else ''}")
     return ", ".join(parts)
@@ -418,10 +456,13 @@ def rerun_start(
     source: Run | None = None,
     schedule: Schedule | None = None,
     transport: httpx.BaseTransport | None = None,
+    previewed_digest: str | None = None,
 ) -> tuple[RerunRequest, bool]:
     """Record, send and settle a rerun or run-now; return (request, sent now?).
 
-    A key seen before returns its request untouched: nothing is sent twice.
+    A key seen before returns its request untouched: nothing is sent twice. With
+    `previewed_digest` (the forms always give it), inputs that plan anything else than what
+    was previewed raise PlanChanged and send nothing.
     """
     if not user.has_perm(PERMISSION):
         raise PermissionDenied("Rerunning needs the permission runs.add_rerunrequest.")
@@ -433,6 +474,8 @@ def rerun_start(
     orchestrator = target.orchestrator
     with orchestrator_session(orchestrator, transport=transport) as client:
         plan = rerun_plan(source=source, schedule=schedule, data=data, client=client)
+        if previewed_digest is not None and previewed_digest != plan.digest:
+            raise PlanChanged(plan)
         try:
             with transaction.atomic():
                 request = RerunRequest.objects.create(

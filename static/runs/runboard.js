@@ -1,4 +1,5 @@
-// Runboard: local times, copy-link buttons, and clean URLs for htmx filter forms. No build.
+// Runboard: local times, copy-link buttons, clean URLs for htmx filter forms, previews bound to
+// their forms, the header's rerun action. No build.
 (function () {
   "use strict";
 
@@ -37,6 +38,47 @@
       if (pair[1] === "") empty.push(pair[0]);
     }
     empty.forEach(function (name) { delete params[name]; });
+  });
+
+  // A preview is bound to its inputs: once the form changes, Send hides until the next Preview
+  // (the server refuses a Send whose inputs plan otherwise anyway). Table checkboxes belong
+  // to the form through their form= attribute, so listen on the document.
+  function onFormChange(event) {
+    var form = event.target.form;
+    if (!form || !form.hasAttribute("data-preview-bound")) return;
+    syncAgentPicker(form, event.target);
+    var send = form.querySelector("[data-send]");
+    if (!send || send.hidden) return;
+    send.hidden = true;
+    form.querySelectorAll("[data-stale-note]").forEach(function (note) { note.hidden = false; });
+    form.querySelectorAll(".preview").forEach(function (preview) { preview.classList.add("is-stale"); });
+    var preview = form.querySelector("button[value=preview]");
+    if (preview) preview.classList.add("primary");
+  }
+
+  // "Each case on the agent it ran on" and checked agents exclude each other.
+  function syncAgentPicker(form, changed) {
+    if (changed.name === "agents" && changed.checked) {
+      var chosen = form.querySelector("input[name=where][value=chosen]");
+      if (chosen) chosen.checked = true;
+    } else if (changed.name === "where" && changed.value === "own") {
+      form.querySelectorAll("input[name=agents]").forEach(function (box) { box.checked = false; });
+    }
+  }
+  document.addEventListener("input", onFormChange);
+  document.addEventListener("change", onFormChange);
+
+  // The header's "Rerun…" brings the rerun panel into view and puts the focus in it.
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("[data-open-panel]");
+    if (!link) return;
+    var panel = document.getElementById(link.dataset.openPanel);
+    if (!panel) return;
+    event.preventDefault();
+    panel.scrollIntoView({ block: "start" });
+    var first = panel.querySelector("input:not([type=hidden]), button");
+    if (first) first.focus({ preventScroll: true });
+    history.replaceState(null, "", "#" + panel.id);
   });
 
   document.addEventListener("DOMContentLoaded", function () { localizeTimes(document); });

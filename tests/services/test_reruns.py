@@ -7,7 +7,13 @@ from django.core.exceptions import PermissionDenied
 
 from runs.models import RerunRequest, RerunState, Run, Schedule
 from runs.selectors import orchestrator_list_with_counts, rerun_verdict
-from runs.services.reruns import RerunInput, RerunInvalid, rerun_plan, rerun_start
+from runs.services.reruns import (
+    PlanChanged,
+    RerunInput,
+    RerunInvalid,
+    rerun_plan,
+    rerun_start,
+)
 from runs.services.sync import orchestrator_sync
 from tests.emulated import (
     emulator_control,
@@ -102,21 +108,71 @@ def test_a_leapwork_failed_only_rerun_stays_under_its_source_schedule_with_one_v
         )
 
 
-def test_with_the_source_agents_chosen_each_failure_reruns_on_its_own_agent(rerunner):
+def test_with_no_agent_chosen_each_failure_reruns_on_the_agent_it_ran_on(rerunner):
     with synced("leapwork") as (server, orchestrator):
         source = failed_run(orchestrator)
         failures = source.results.filter(status__in=["failed", "error"]).select_related("agent")
-        used = sorted({r.agent_id for r in source.results.all()})
         request, _ = rerun_start(
             user=rerunner,
             idempotency_key="leap-own",
-            data=RerunInput(scope="failed", agent_ids=tuple(used)),
+            data=RerunInput(scope="failed"),
             source=source,
         )
         assert request.state == RerunState.ACCEPTED
+        assert "each case on the agent it ran on" in request.options["summary"]
         assert {w["path"] for w in vendor_writes(server)} == {
             f"/api/v4/flows/{r.case_key}/agent/{r.agent.external_id}" for r in failures
         }
+
+
+def test_with_agents_chosen_every_failure_moves_to_each_of_them(rerunner):
+    """Checking another agent moves the rerun there, even beside the agent a case ran on."""
+    with synced("leapwork") as (server, orchestrator):
+        source = failed_run(orchestrator)
+        failures = source.results.filter(status__in=["failed", "error"]).select_related("agent")
+        own = failures[0].agent
+        other = orchestrator.agents.exclude(pk=own.pk).first()
+        plan = rerun_plan(
+            source=source, data=RerunInput(scope="failed", agent_ids=(other.pk, own.pk))
+        )
+        assert plan.summary.startswith(f"failed only, on {other.title}, {own.title}")
+        assert all(case.agents == (other.title, own.title) for case in plan.cases)
+        rerun_start(
+            user=rerunner,
+            idempotency_key="leap-moved",
+            data=RerunInput(scope="failed", agent_ids=(other.pk,)),
+            source=source,
+        )
+        assert {w["path"] for w in vendor_writes(server)} == {
+            f"/api/v4/flows/{flow}/agent/{other.external_id}"
+            for flow in {r.case_key for r in failures}
+        }
+
+
+def test_send_refuses_inputs_that_plan_otherwise_than_the_preview(rerunner):
+    with synced("leapwork") as (server, orchestrator):
+        source = failed_run(orchestrator)
+        other = orchestrator.agents.first()
+        previewed = rerun_plan(source=source, data=RerunInput(scope="failed"))
+        changed = RerunInput(scope="failed", agent_ids=(other.pk,))
+        with pytest.raises(PlanChanged) as refused:
+            rerun_start(
+                user=rerunner,
+                idempotency_key="leap-digest",
+                data=changed,
+                source=source,
+                previewed_digest=previewed.digest,
+            )
+        assert refused.value.plan.digest == rerun_plan(source=source, data=changed).digest
+        assert vendor_writes(server) == [] and not RerunRequest.objects.exists()
+        request, sent = rerun_start(
+            user=rerunner,
+            idempotency_key="leap-digest",
+            data=changed,
+            source=source,
+            previewed_digest=refused.value.plan.digest,
+        )
+        assert sent and request.state == RerunState.ACCEPTED
 
 
 def test_it_reruns_all_of_a_leapwork_run_on_agents_per_step(rerunner):

@@ -22,6 +22,14 @@ def form_data(page: str) -> dict[str, str]:
     return {"idempotency_key": match.group(1)}
 
 
+def previewed(client, url: str, data: dict, **extra) -> dict:
+    """The form's data after a Preview, with the digest that binds Send to that preview."""
+    page = client.post(url, {**data, "action": "preview"}, **extra).content.decode()
+    match = re.search(r'name="plan_digest" value="([0-9a-f]{64})"', page)
+    assert match, "the preview carries its plan's digest"
+    return {**data, "plan_digest": match.group(1), "action": "send"}
+
+
 def test_a_viewer_sees_no_rerun_form_and_the_server_refuses_them(client):
     client.force_login(make_user("viewer"))
     with synced("leapwork") as (server, orchestrator):
@@ -36,15 +44,16 @@ def test_a_viewer_sees_no_rerun_form_and_the_server_refuses_them(client):
         assert vendor_writes(server) == []
 
 
-def test_the_run_page_offers_failed_only_and_the_source_agents_preselected(client):
+def test_the_run_page_offers_failed_only_each_case_on_the_agent_it_ran_on(client):
     client.force_login(make_user("ana", rerunner=True))
     with synced("leapwork") as (_server, orchestrator):
         run = failed_run(orchestrator)
         page = client.get(run.get_absolute_url()).content.decode()
         assert 'id="rerun-form"' in page
         assert re.search(r'value="failed"[^>]*checked', page)
-        for agent_id in set(run.results.values_list("agent_id", flat=True)):
-            assert re.search(rf'name="agents" value="{agent_id}"[^>]*checked', page)
+        assert re.search(r'name="where" value="own"[^>]*checked', page)
+        assert "Each case on the agent it ran on" in page and "On these agents" in page
+        assert not re.search(r'name="agents" value="\d+"[^>]*checked', page)
         assert 'name="var_name"' in page
 
 
@@ -72,7 +81,8 @@ def test_preview_then_send_lands_on_the_request_with_its_runs(client):
         assert 'value="send"' in page
         assert vendor_writes(server) == [], "a preview sends nothing"
 
-        sent = client.post(url, {**data, "action": "send"})
+        data = previewed(client, url, data)
+        sent = client.post(url, data)
         request = RerunRequest.objects.get()
         assert request.state == RerunState.ACCEPTED
         runs = list(request.runs.all())
@@ -80,7 +90,7 @@ def test_preview_then_send_lands_on_the_request_with_its_runs(client):
         assert sent.status_code == 302 and sent["Location"] == expected
         assert all(r.rerun_of_id == run.pk for r in runs)
 
-        again = client.post(url, {**data, "action": "send"})
+        again = client.post(url, data)
         assert again.status_code == 302 and again["Location"] == expected
         assert RerunRequest.objects.count() == 1
         writes = len(vendor_writes(server))
@@ -95,11 +105,9 @@ def test_htmx_submissions_answer_with_a_client_redirect(client):
     with synced("leapwork") as (_server, orchestrator):
         run = failed_run(orchestrator)
         data = {**form_data(client.get(run.get_absolute_url()).content.decode()), "scope": "all"}
-        response = client.post(
-            reverse("runs:rerun", args=[run.pk]),
-            {**data, "action": "send"},
-            headers={"HX-Request": "true"},
-        )
+        url = reverse("runs:rerun", args=[run.pk])
+        htmx = {"headers": {"HX-Request": "true"}}
+        response = client.post(url, previewed(client, url, data, **htmx), **htmx)
         assert response.status_code == 200
         new_run = Run.objects.get(rerun_of=run)
         assert response["HX-Redirect"] == new_run.get_absolute_url()
@@ -130,8 +138,11 @@ def test_a_refusal_is_shown_with_nothing_lost_and_a_fresh_key(client):
             server, "faults", {"path": "reRunOnAgents", "error_rate": 1.0, "status": 500}
         )
         first = form_data(client.get(run.get_absolute_url()).content.decode())
-        data = {**first, "scope": "all", "var_name": ["Env"], "var_value": ["qa"], "action": "send"}
-        page = client.post(reverse("runs:rerun", args=[run.pk]), data).content.decode()
+        url = reverse("runs:rerun", args=[run.pk])
+        data = previewed(
+            client, url, {**first, "scope": "all", "var_name": ["Env"], "var_value": ["qa"]}
+        )
+        page = client.post(url, data).content.decode()
         assert "refused it; nothing ran" in page
         assert 'value="qa"' in page
         assert form_data(page)["idempotency_key"] != first["idempotency_key"]
@@ -150,9 +161,9 @@ def test_conductor_reruns_from_a_task_with_edited_input_through_the_form(client)
             "scope": "from_task",
             "cases": [task.pk],
             "task_input": '{"attempts": 2}',
-            "action": "send",
         }
-        response = client.post(reverse("runs:rerun", args=[run.pk]), data)
+        url = reverse("runs:rerun", args=[run.pk])
+        response = client.post(url, previewed(client, url, data))
         attempt = Run.objects.get(external_id=run.external_id, attempt=run.attempt + 1)
         assert response["Location"] == attempt.get_absolute_url()
         (write,) = vendor_writes(server)
@@ -181,8 +192,9 @@ def test_run_now_with_variables_from_the_schedule_page(client):
         schedule = orchestrator.schedules.filter(is_temporary=False).first()
         page = client.get(schedule.get_absolute_url()).content.decode()
         assert 'id="run-now-panel"' in page
-        data = {**form_data(page), "var_name": ["Browser"], "var_value": ["edge"], "action": "send"}
-        response = client.post(reverse("runs:run_now", args=[schedule.pk]), data)
+        url = reverse("runs:run_now", args=[schedule.pk])
+        data = {**form_data(page), "var_name": ["Browser"], "var_value": ["edge"]}
+        response = client.post(url, previewed(client, url, data))
         new_run = Run.objects.get(rerun_request__isnull=False)
         assert response["Location"] == new_run.get_absolute_url()
         (write,) = vendor_writes(server)
@@ -198,9 +210,9 @@ def test_the_request_page_says_an_unknown_outcome_and_links_the_orchestrator(cli
         data = {
             **form_data(client.get(run.get_absolute_url()).content.decode()),
             "scope": "all",
-            "action": "send",
         }
-        response = client.post(reverse("runs:rerun", args=[run.pk]), data)
+        url = reverse("runs:rerun", args=[run.pk])
+        response = client.post(url, previewed(client, url, data))
         request = RerunRequest.objects.get()
         assert request.state == RerunState.UNKNOWN
         assert response["Location"] == request.get_absolute_url()
@@ -296,3 +308,53 @@ def test_the_source_run_says_how_its_rerun_ended_live(viewer_client, rerun_of_ni
     response = viewer_client.get(poll, HTTP_HX_REQUEST="true")
     assert response.status_code == 286
     assert "all 9 passed" in response.content.decode()
+
+
+# A preview is what is sent ----------------------------------------------------------------------
+
+
+def test_send_without_a_preview_sends_nothing_and_shows_the_preview(client):
+    client.force_login(make_user("ana", rerunner=True))
+    with synced("leapwork") as (server, orchestrator):
+        run = failed_run(orchestrator)
+        data = {**form_data(client.get(run.get_absolute_url()).content.decode()), "scope": "failed"}
+        page = client.post(reverse("runs:rerun", args=[run.pk]), {**data, "action": "send"})
+        html = page.content.decode()
+        assert "changed after its preview, so nothing was sent" in html
+        assert "Preview: failed only" in html and 'name="plan_digest"' in html
+        assert vendor_writes(server) == [] and not RerunRequest.objects.exists()
+
+
+def test_a_send_whose_agents_changed_after_the_preview_is_refused(client):
+    client.force_login(make_user("ana", rerunner=True))
+    with synced("leapwork") as (server, orchestrator):
+        run = failed_run(orchestrator)
+        other = orchestrator.agents.exclude(pk__in=run.results.values("agent")).first()
+        url = reverse("runs:rerun", args=[run.pk])
+        data = previewed(
+            client,
+            url,
+            {**form_data(client.get(run.get_absolute_url()).content.decode()), "scope": "failed"},
+        )
+        changed = {**data, "where": "chosen", "agents": [other.pk]}
+        html = client.post(url, changed).content.decode()
+        assert "nothing was sent" in html and f"on {other.title}" in html
+        assert vendor_writes(server) == [] and not RerunRequest.objects.exists()
+        # The new preview's Send sends exactly that.
+        resent = client.post(url, previewed(client, url, changed))
+        assert resent.status_code == 302
+        assert {w["path"].rsplit("/", 1)[-1] for w in vendor_writes(server)} == {other.external_id}
+
+
+def test_choosing_agents_without_checking_one_is_refused_clearly(client):
+    client.force_login(make_user("ana", rerunner=True))
+    with synced("leapwork") as (_server, orchestrator):
+        run = failed_run(orchestrator)
+        data = {
+            **form_data(client.get(run.get_absolute_url()).content.decode()),
+            "scope": "failed",
+            "where": "chosen",
+            "action": "preview",
+        }
+        html = client.post(reverse("runs:rerun", args=[run.pk]), data).content.decode()
+        assert "Check at least one agent" in html and 'name="plan_digest"' not in html
