@@ -11,7 +11,13 @@ from tests.factories import make_run
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC = {"login", "password_reset", "password_reset_done", "password_reset_confirm", "password_reset_complete"}
+PUBLIC = {
+    "login",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+}
 
 
 def named_patterns(patterns: list) -> list[URLPattern]:
@@ -79,3 +85,13 @@ def test_logout_ends_the_session(viewer_client):
     assert viewer_client.get(reverse("runs:overview")).status_code == 200
     viewer_client.post(reverse("logout"))
     assert viewer_client.get(reverse("runs:overview")).status_code == 302
+
+
+def test_the_favicon_is_served_without_a_login(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
+
+
+def test_every_page_names_its_icon(viewer_client):
+    html = viewer_client.get("/").content.decode()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html

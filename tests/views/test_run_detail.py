@@ -239,3 +239,27 @@ def test_the_poll_keeps_the_result_filters(viewer_client, failed_run):
 def test_an_unknown_run_is_a_404(viewer_client):
     assert viewer_client.get(reverse("runs:detail", args=[999999])).status_code == 404
     assert viewer_client.get(reverse("runs:run_poll", args=[999999])).status_code == 404
+
+
+def test_a_passed_result_message_is_not_styled_as_a_failure(viewer_client):
+    run = make_run(status=Status.PASSED)
+    make_result(run, status=Status.PASSED, message="Test case passed")
+    make_result(run, status=Status.FAILED, message="Element not found")
+    html = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert '<p class="result-message">Test case passed</p>' in html
+    assert '<p class="failure-message">Element not found</p>' in html
+
+
+def test_the_header_offers_rerun_and_the_panel_comes_before_the_results(
+    rerunner_client, failed_run
+):
+    html = rerunner_client.get(reverse("runs:detail", args=[failed_run.pk])).content.decode()
+    assert 'href="#rerun-panel" data-open-panel="rerun-panel">Rerun…</a>' in html
+    header = html.index('class="page-head"')
+    assert header < html.index('href="#rerun-panel"') < html.index("</header>", header)
+    assert html.index('id="rerun-panel"') < html.index('id="results-title"')
+
+
+def test_a_viewer_gets_no_rerun_action(viewer_client, failed_run):
+    html = viewer_client.get(reverse("runs:detail", args=[failed_run.pk])).content.decode()
+    assert "Rerun…" not in html
