@@ -308,16 +308,19 @@ def _targets(
         return steps, [], planned
 
     cases: list[CaseTarget] = []
-    planned = []
+    # What the preview lists mirrors what is sent: a case once, with every agent it runs on.
+    planned: dict[str, PlannedCase] = {}
     seen: set[tuple[str, str]] = set()
     for result in picked:
-        targets = _target_agents(result, agents)
+        key = result.case_key or result.external_id
+        agents_of_case = _target_agents(result, agents)
         if scope in (Scope.FAILED, Scope.PICKED):
-            for agent in targets or [None]:
-                target = (result.case_key or result.external_id, agent.external_id if agent else "")
-                if target in seen:
+            fresh = []
+            for agent in agents_of_case or [None]:
+                if (key, agent.external_id if agent else "") in seen:
                     continue  # a flow runs once on an agent, however many agents it failed on
-                seen.add(target)
+                seen.add((key, agent.external_id if agent else ""))
+                fresh.append(agent)
                 cases.append(
                     CaseTarget(
                         result_id=result.external_id,
@@ -327,14 +330,15 @@ def _targets(
                         is_data_driven=result.is_data_driven,
                     )
                 )
-        planned.append(
-            PlannedCase(
-                title=result.test_case.title if result.test_case else result.case_key,
-                agents=_titles(targets) or ("its agent",),
-                iterations=_iteration_names(result, data.iterations.get(result.pk)),
-            )
+            agents_of_case = [a for a in fresh if a is not None]
+        earlier = planned.get(key)
+        planned[key] = PlannedCase(
+            title=result.test_case.title if result.test_case else result.case_key,
+            agents=(earlier.agents if earlier else ())
+            + (_titles(agents_of_case) or (() if earlier else ("its agent",))),
+            iterations=_iteration_names(result, data.iterations.get(result.pk)),
         )
-    return (), cases, planned
+    return (), cases, list(planned.values())
 
 
 def _plan_run_now(schedule: Schedule, data: RerunInput) -> RerunPlan:

@@ -146,7 +146,7 @@ def test_it_watches_a_running_run_advance_to_done_without_reloading(
     expect(bar).to_have_attribute("value", "0")
     Run.objects.filter(pk=run.pk).update(passed_count=1, failed_count=1)
     expect(bar).to_have_attribute("value", "2")
-    expect(page.locator("#run-summary")).to_contain_text("2/3 done")
+    expect(page.locator("#run-summary")).to_contain_text("2 of 3 done")
     screenshot("run-running")
     Run.objects.filter(pk=run.pk).update(
         passed_count=2, status=Status.FAILED, finished_at=timezone.now()

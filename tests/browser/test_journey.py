@@ -44,7 +44,9 @@ def free_port() -> int:
 def demo(tmp_path_factory) -> Iterator[Demo]:
     """`manage.py demo` on free ports with a quarter of the history, stopped afterwards."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}
+    }
     env.update(
         DEBUG="1",
         RUNBOARD_DATA_DIR=str(tmp_path_factory.mktemp("demo")),
@@ -53,7 +55,17 @@ def demo(tmp_path_factory) -> Iterator[Demo]:
         PYTHONUNBUFFERED="1",
     )
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "demo", "--port", str(port), "--emulator-ports", "0,0,0", "--scale", "0.25"],
+        [
+            sys.executable,
+            "manage.py",
+            "demo",
+            "--port",
+            str(port),
+            "--emulator-ports",
+            "0,0,0",
+            "--scale",
+            "0.25",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -95,7 +107,9 @@ def open_failed_run(page, demo: Demo, orchestrator: str, *, needs: str = "") -> 
         page.goto(f"{demo.url}/runs/")
         page.select_option("#id_orchestrator", label=orchestrator)
         page.select_option("#id_status", value="failed")
-        page.locator("#run-filters button[type=submit], form.filters button[type=submit]").first.click()
+        page.locator(
+            "#run-filters button[type=submit], form.filters button[type=submit]"
+        ).first.click()
         page.wait_for_url(re.compile(r"status=failed"))
         links = page.locator("table.runs tbody tr td a[href^='/runs/']")
         hrefs = [links.nth(i).get_attribute("href") for i in range(min(links.count(), 15))]

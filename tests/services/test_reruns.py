@@ -137,6 +137,9 @@ def test_with_agents_chosen_every_failure_moves_to_each_of_them(rerunner):
         )
         assert plan.summary.startswith(f"failed only, on {other.title}, {own.title}")
         assert all(case.agents == (other.title, own.title) for case in plan.cases)
+        # The preview lists each case once, and exactly the calls that will be sent.
+        assert len(plan.cases) == len({r.case_key for r in failures})
+        assert len(plan.calls) == 2 * len(plan.cases)
         rerun_start(
             user=rerunner,
             idempotency_key="leap-moved",
