@@ -149,6 +149,9 @@ class ResultSnapshot:
     suite: str = ""
     agent_id: str = ""
     agent_title: str = ""
+    # When it was queued (Conductor scheduledTime): a result queued but not started yet
+    # still tells when the attempt it belongs to began.
+    scheduled_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration: timedelta | None = None

@@ -505,6 +505,24 @@ def _attempt_changed(existing: Run, snapshot: RunSnapshot, stored_ids: set[str])
     )
 
 
+def _previous_attempt_ends(orchestrator: Orchestrator, runs: Sequence[Run]) -> dict[int, datetime]:
+    """{pk: when the attempt before it ended} of the later attempts among `runs`, in one query.
+
+    An update must not put a later attempt's start back to the vendor's first start; where
+    the attempt before is not known to have ended, the start already stored is the bound.
+    """
+    later = [run for run in runs if run.attempt > 1]
+    if not later:
+        return {}
+    ends = {
+        (external_id, attempt): finished_at
+        for external_id, attempt, finished_at in Run.objects.filter(
+            orchestrator=orchestrator, external_id__in={run.external_id for run in later}
+        ).values_list("external_id", "attempt", "finished_at")
+    }
+    return {run.pk: ends.get((run.external_id, run.attempt - 1)) or run.started_at for run in later}
+
+
 def _lock_orchestrator(orchestrator: Orchestrator) -> None:
     """Serialize the stores of concurrent passes over one orchestrator (PostgreSQL; SQLite's
     IMMEDIATE transactions already do), so each reads what the other wrote."""
@@ -606,10 +624,14 @@ def _runs_store(
         )
     report.runs_created += len(new_runs)
     for previous, snapshot in new_attempts:
+        # The vendor's start is the first attempt's: this one began after `previous` ended.
+        previous_end = previous.finished_at or previous.started_at
         to_create.append(
             {
                 **template,
-                **_run_values(snapshot, schedule_ids, per_agent, fingerprints),
+                **_run_values(
+                    snapshot, schedule_ids, per_agent, fingerprints, previous_end=previous_end
+                ),
                 "external_id": snapshot.external_id,
                 "attempt": previous.attempt + 1,
                 "rerun_of_id": previous.pk,
@@ -619,8 +641,17 @@ def _runs_store(
         )
     report.attempts_created += len(new_attempts)
     to_update: list[Run] = []
+    previous_ends = _previous_attempt_ends(orchestrator, [run for run, _ in updates])
     for run, snapshot in updates:
-        for name, value in _run_values(snapshot, schedule_ids, per_agent, fingerprints).items():
+        values = _run_values(
+            snapshot,
+            schedule_ids,
+            per_agent,
+            fingerprints,
+            previous_end=previous_ends.get(run.pk),
+            started_before=run.started_at if run.pk in previous_ends else None,
+        )
+        for name, value in values.items():
             setattr(run, name, value)
         if snapshot.variables:
             run.variables = dict(snapshot.variables)
@@ -742,17 +773,44 @@ def _trigger(snapshot: RunSnapshot) -> str:
     return snapshot.trigger if snapshot.trigger in Trigger.values else Trigger.SCHEDULED
 
 
+def attempt_started_at(snapshot: RunSnapshot, *, after: datetime | None = None) -> datetime | None:
+    """When this attempt of a vendor run began; None when nothing says yet.
+
+    A run worked again in place (a Conductor rerun, retry or restart keeps its workflowId,
+    its startTime and some of its earlier tasks) is stored as one Run per attempt. `after` is
+    when the previous attempt ended: what began before it is the previous attempt's, so this
+    attempt began with the earliest start (the run's, or a result's queue or start time) not
+    before it. A first attempt (`after` None) began when the vendor says, else with its
+    earliest result.
+    """
+    if after is None and snapshot.started_at is not None:
+        return snapshot.started_at
+    moments = [snapshot.started_at] if after is not None else []
+    for result in snapshot.results:
+        moments += [result.scheduled_at, result.started_at]
+    own = [m for m in moments if m is not None and (after is None or m >= after)]
+    return min(own, default=None)
+
+
 def _run_values(
     snapshot: RunSnapshot,
     schedule_ids: dict[str, int],
     per_agent: bool,
     fingerprints: dict[str, str],
+    *,
+    previous_end: datetime | None = None,
+    started_before: datetime | None = None,
 ) -> dict[str, Any]:
+    """The columns of a Run from its snapshot, for every writer (new run, new attempt, update).
+
+    `previous_end`: when the attempt before this one ended (attempts after the first), so the
+    run's own start is not the vendor's first start. `started_before`: the start already
+    stored, kept while the snapshot tells none (a rerun row made when Runboard sent it).
+    """
     counts = run_counts(snapshot.results, per_agent=per_agent)
-    started = snapshot.started_at or min(
-        (r.started_at for r in snapshot.results if r.started_at), default=None
-    )
-    duration = snapshot.duration
+    started = attempt_started_at(snapshot, after=previous_end) or started_before
+    # The vendor's duration runs from its own start: only good when that is this attempt's.
+    duration = snapshot.duration if started == snapshot.started_at else None
     if duration is None and snapshot.finished_at and started:
         duration = snapshot.finished_at - started
     schedule = {"schedule_id": schedule_ids.get(snapshot.schedule_id), "vendor_schedule_id": None}

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import template
 from django.http import QueryDict
+from django.utils import timezone
 from django.utils.html import format_html
 
 from runs.status import Status
@@ -66,6 +67,24 @@ def humanize_duration(value: timedelta | None) -> str:
     if minutes:
         return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
     return f"{seconds} s"
+
+
+@register.simple_tag
+def run_duration(run: Any, now: datetime | None = None) -> str:
+    """A run's duration, or for a running run the time since it started ("1 min 12 s so far").
+
+    The time so far is counted when the page renders, not stored: the page and history rows
+    poll while a run is in progress, so each poll moves it on. "—" when unknown (a queued
+    run has not started: its start is only when Runboard first saw it).
+    """
+    if _status(run.status) == Status.RUNNING and run.started_at is not None:
+        elapsed = (now or timezone.now()) - run.started_at
+        # Whole seconds: the vendor's clock and ours may differ by a little, never below zero.
+        seconds = max(0, int(elapsed.total_seconds()))
+        return (
+            f"{humanize_duration(timedelta(seconds=seconds))} so far" if seconds else "just started"
+        )
+    return humanize_duration(run.duration) or "—"
 
 
 @register.filter

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+import httpx
 import pytest
 from django.core.exceptions import PermissionDenied
 
@@ -387,6 +390,34 @@ def test_conductor_failed_only_retries_and_keeps_the_earlier_attempt(rerunner):
         (attempt,) = request.runs.all()
         assert attempt.external_id == source.external_id
         assert attempt.attempt == source.attempt + 1 and attempt.rerun_of == source
+
+
+@pytest.mark.parametrize("scope", ["failed", "all"])
+def test_a_conductor_attempt_runboard_sent_has_its_own_start_and_duration(rerunner, scope):
+    # The workflow keeps its first startTime (hours ago) when it is retried or rerun in place.
+    with synced("conductor") as (server, orchestrator):
+        source = failed_run(orchestrator)
+        step_clock(server, 90)
+        now = server.app.now()
+        sent_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # Conductor's ms
+        request, _ = rerun_start(
+            user=rerunner,
+            idempotency_key=f"c-own-{scope}",
+            data=RerunInput(scope=scope),
+            source=source,
+        )
+        (attempt,) = request.runs.all()
+        assert attempt.started_at == sent_at and attempt.duration is None
+        step_clock(server, 3600)
+        report = orchestrator_sync(orchestrator=orchestrator)
+        wf = httpx.get(f"{server.base_url}/api/workflow/{source.external_id}").json()
+
+    assert report.ok and report.runs_updated >= 1 and report.attempts_created == 0
+    attempt.refresh_from_db()
+    assert attempt.is_terminal and attempt.started_at == sent_at
+    assert attempt.finished_at == datetime.fromtimestamp(wf["endTime"] / 1000, UTC)
+    assert attempt.duration == attempt.finished_at - sent_at < timedelta(minutes=5)
+    assert wf["startTime"] == int(source.started_at.timestamp() * 1000)
 
 
 def test_conductor_reruns_from_a_picked_task_with_edited_input(rerunner):

@@ -294,6 +294,63 @@ def test_it_keeps_a_conductor_rerun_in_place_as_two_attempts():
     assert two.status == vendor_status.conductor_workflow_status(wf["status"])
 
 
+def _to_the_ms(moment: datetime) -> datetime:
+    """A moment as Conductor keeps it: epoch milliseconds."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def _work_again(server: Any, run: Run, how: str) -> None:
+    """Rerun, retry or restart an execution in place, as a user of Conductor's own UI would."""
+    path = f"{server.base_url}/api/workflow/{run.external_id}"
+    if how == "retry":
+        answer = httpx.post(f"{path}/retry")
+    elif how == "restart":
+        answer = httpx.post(f"{path}/restart")
+    elif how == "rerun":
+        answer = httpx.post(f"{path}/rerun", json={"reRunFromWorkflowId": run.external_id})
+    else:
+        task = run.results.filter(status__in=[Status.FAILED, Status.ERROR]).order_by("-seq")[0]
+        body = {"reRunFromWorkflowId": run.external_id, "reRunFromTaskId": task.external_id}
+        answer = httpx.post(f"{path}/rerun", json=body)
+    assert answer.is_success, answer.text
+
+
+@pytest.mark.parametrize(
+    ("how", "orkes"),
+    [("retry", False), ("rerun", False), ("restart", False), ("rerun from task", True)],
+)
+def test_a_conductor_attempt_has_its_own_start_and_duration_through_later_passes(how, orkes):
+    # An old execution (hours or days old) worked again in place keeps its workflow startTime.
+    with emulated("conductor", history=2, orkes=orkes) as (app, server):
+        orchestrator = orchestrator_for(server)
+        orchestrator_sync(orchestrator=orchestrator)
+        first = Run.objects.filter(orchestrator=orchestrator, status=Status.FAILED).first()
+        first_started = first.started_at
+        step_clock(server, 90)
+        sent_at = _to_the_ms(app.now())
+        _work_again(server, first, how)
+        step_clock(server, 0.5)  # its first task is queued or started, none finished
+        report = orchestrator_sync(orchestrator=orchestrator)
+        running = Run.objects.get(
+            orchestrator=orchestrator, external_id=first.external_id, attempt=2
+        )
+        step_clock(server, 3600)
+        later = orchestrator_sync(orchestrator=orchestrator)
+        wf = httpx.get(f"{server.base_url}/api/workflow/{first.external_id}").json()
+
+    assert report.attempts_created == 1 and later.runs_updated >= 1
+    assert running.status == Status.RUNNING
+    assert running.started_at == sent_at and running.duration is None
+    two = Run.objects.get(pk=running.pk)
+    assert two.is_terminal and two.started_at == sent_at
+    assert wf["startTime"] == int(first_started.timestamp() * 1000)  # Conductor's stays the first
+    assert two.finished_at == datetime.fromtimestamp(wf["endTime"] / 1000, UTC)
+    assert two.duration == two.finished_at - sent_at
+    assert two.duration < timedelta(minutes=5) < two.finished_at - first_started
+    first.refresh_from_db()
+    assert first.is_frozen and first.started_at == first_started
+
+
 # Idempotence and cost -----------------------------------------------------------------------
 
 

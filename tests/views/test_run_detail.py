@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from runs.models import Trigger
 from runs.status import Status
@@ -184,6 +186,27 @@ def test_a_run_whose_cases_are_all_queued_shows_an_empty_bar(viewer_client):
         viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode().split()
     )
     assert '<progress max="8" value="0"' in html and "0 of 8 done" in html and "8 queued" in html
+
+
+def test_a_running_run_shows_how_long_it_has_run_so_far(viewer_client):
+    started = timezone.now() - timedelta(minutes=1, seconds=12)
+    run = make_run(status=Status.RUNNING, started_at=started, finished_at=None, duration=None)
+    # Counted at render time; the request may take a moment on a busy machine.
+    so_far = re.compile(r"1 min 1[2-5] s so far")
+    page = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert so_far.search(page.split('aria-label="Summary"', 1)[1])
+    poll = viewer_client.get(reverse("runs:run_poll", args=[run.pk]), **HTMX).content.decode()
+    assert so_far.search(poll)
+    row = viewer_client.get(reverse("runs:run_row", args=[run.pk]), **HTMX).content.decode()
+    assert so_far.search(row)
+    history = viewer_client.get(reverse("runs:list")).content.decode()
+    assert so_far.search(history)
+
+
+def test_a_queued_run_shows_no_duration_yet(viewer_client):
+    run = make_run(status=Status.QUEUED, finished_at=None, duration=None)
+    html = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert "<dt>Duration</dt><dd>—</dd>" in html and "so far" not in html
 
 
 def test_the_poll_answers_200_while_running_and_286_once_done(viewer_client):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 from django.template import Context, Template
 from django.test import RequestFactory
 
-from runs.templatetags.runboard import humanize_duration, status_badge, utc_time
+from runs.templatetags.runboard import humanize_duration, run_duration, status_badge, utc_time
 
 
 def test_it_humanizes_durations():
@@ -18,6 +19,23 @@ def test_it_humanizes_durations():
     assert humanize_duration(timedelta(minutes=3)) == "3 min"
     assert humanize_duration(timedelta(hours=1, minutes=3, seconds=9)) == "1 h 3 min"
     assert humanize_duration(timedelta(days=2, hours=5)) == "2 d 5 h"
+
+
+def test_a_running_run_duration_is_the_time_since_it_started():
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    running = SimpleNamespace(
+        status="running", started_at=now - timedelta(seconds=72), duration=None
+    )
+    assert run_duration(running, now) == "1 min 12 s so far"
+    assert (
+        run_duration(SimpleNamespace(**{**vars(running), "started_at": now}), now) == "just started"
+    )
+    # A vendor clock a little ahead of ours never shows a negative time.
+    ahead = SimpleNamespace(**{**vars(running), "started_at": now + timedelta(seconds=2)})
+    assert run_duration(ahead, now) == "just started"
+    done = SimpleNamespace(status="passed", started_at=now, duration=timedelta(seconds=3))
+    assert run_duration(done, now) == "3 s"
+    assert run_duration(SimpleNamespace(status="queued", started_at=now, duration=None), now) == "—"
 
 
 def test_a_status_badge_has_an_icon_a_word_and_the_vendor_word_on_hover():

@@ -471,6 +471,7 @@ class ConductorClient(OrchestratorClient):
             suite=def_name if def_name != ref else "",
             agent_id=worker,
             agent_title=worker,
+            scheduled_at=_time(task.get("scheduledTime"), "task scheduledTime"),
             started_at=started,
             finished_at=finished,
             duration=finished - started if started and finished else None,
