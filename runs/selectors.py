@@ -6,6 +6,7 @@ shown, so a page costs the same at the end of a long history as at its start (no
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -35,6 +36,7 @@ from runs.models import (
     Run,
     Schedule,
     TestCase,
+    Trigger,
 )
 from runs.status import FAILURES, IN_PROGRESS, Status
 
@@ -164,6 +166,18 @@ RUN_SORT_KEYS = {
 
 def _runs() -> QuerySet[Run]:
     return Run.objects.select_related("orchestrator", "schedule")
+
+
+# How far down a rerun_of chain the verdict after reruns (schedule trend) and flakiness (test
+# case) look. The trend reads one level per query, so this bounds its cost; a rerun of a retry
+# of a rerun of a rerun is already rare.
+RERUN_DEPTH = 4
+
+
+def _original(prefix: str = "") -> Q:
+    """A run that is not a rerun. Leapwork's per-case runs that a rerun made, Conductor's later
+    attempts and Testsigma's reruns all have a source or the rerun trigger (or both)."""
+    return Q(**{f"{prefix}rerun_of__isnull": True}) & ~Q(**{f"{prefix}trigger": Trigger.RERUN})
 
 
 def run_filter(queryset: QuerySet[Run], *, filters: dict[str, Any]) -> QuerySet[Run]:
@@ -453,6 +467,7 @@ def schedule_get(*, pk: int) -> Schedule:
 
 
 def schedule_runs(*, schedule: Schedule, after: str = "", before: str = "") -> Page[Run]:
+    """Every run of the schedule, reruns included (their trigger says so), newest first."""
     return keyset_page(
         _runs().filter(schedule=schedule),
         key=RUN_SORT_KEYS["-started"],
@@ -463,26 +478,92 @@ def schedule_runs(*, schedule: Schedule, after: str = "", before: str = "") -> P
 
 @dataclass(frozen=True)
 class TrendPoint:
+    """One original run: its own pass rate, and the verdict once its reruns are counted."""
+
     run_id: int
     started_at: datetime
     status: str
     passed: int
     total: int
+    passed_after_reruns: int = 0
+    reruns: int = 0
 
     @property
     def rate(self) -> float:
         return self.passed / self.total if self.total else 0.0
 
+    @property
+    def rate_after_reruns(self) -> float:
+        return self.passed_after_reruns / self.total if self.total else 0.0
+
 
 def schedule_trend(*, schedule: Schedule, size: int = TREND_SIZE) -> list[TrendPoint]:
-    """Pass rate of the newest `size` finished runs, oldest first."""
-    rows = (
-        Run.objects.filter(schedule=schedule)
+    """The newest `size` finished original runs, oldest first, each with its verdict after
+    reruns: its cases that failed and passed in a rerun or later attempt count as passed.
+
+    Reruns live under their source's schedule but are never points of their own: a 2-case
+    rerun is part of its source's verdict, not a run of the schedule.
+    """
+    rows = list(
+        Run.objects.filter(_original(), schedule=schedule)
         .exclude(status__in=IN_PROGRESS_VALUES)
         .order_by("-started_at", "-id")
-        .values_list("pk", "started_at", "status", "passed_count", "total_count")[:size]
+        .values_list("pk", "started_at", "status", "passed_count", "failed_count", "total_count")[
+            :size
+        ]
     )
-    return [TrendPoint(*row) for row in reversed(rows)]
+    root_of = _descendants(root_ids=[row[0] for row in rows])
+    rescued = _rescued_cases(root_of)
+    reruns = Counter(root_of.values())
+    points = []
+    for pk, started_at, status, passed, failed, total in reversed(rows):
+        # Rescued cases replace failures of the run itself, never more than it had.
+        after = passed + min(failed, len(rescued.get(pk, ())))
+        points.append(TrendPoint(pk, started_at, status, passed, total, after, reruns[pk]))
+    return points
+
+
+def _descendants(*, root_ids: list[int], depth: int = RERUN_DEPTH) -> dict[int, int]:
+    """{descendant run id: the root it descends from} down `depth` rerun_of links, one indexed
+    query per level (never one per run)."""
+    root_of: dict[int, int] = {}
+    level = {pk: pk for pk in root_ids}
+    for _ in range(depth):
+        if not level:
+            break
+        children = Run.objects.filter(rerun_of_id__in=list(level)).values_list("pk", "rerun_of_id")
+        level = {pk: level[parent] for pk, parent in children if pk not in root_of}
+        root_of.update(level)
+    return root_of
+
+
+def _case_identity(test_case_id: int | None, case_key: str) -> tuple[str, Any] | None:
+    """What names one case across a run and its reruns (a result without either is unmatched)."""
+    if test_case_id is not None:
+        return ("case", test_case_id)
+    return ("key", case_key) if case_key else None
+
+
+def _rescued_cases(root_of: dict[int, int]) -> dict[int, set[tuple[str, Any]]]:
+    """{root run id: its failed cases that passed in one of its descendants}, in one query."""
+    if not root_of:
+        return {}
+    roots = set(root_of.values())
+    rows = ExecutionResult.objects.filter(
+        Q(run_id__in=roots, status__in=FAILURE_VALUES)
+        | Q(run_id__in=list(root_of), status=Status.PASSED)
+    ).values_list("run_id", "test_case_id", "case_key", "status")
+    failed: dict[int, set[tuple[str, Any]]] = {}
+    passed: dict[int, set[tuple[str, Any]]] = {}
+    for run_id, test_case_id, case_key, status in rows:
+        identity = _case_identity(test_case_id, case_key)
+        if identity is None:
+            continue
+        if status == Status.PASSED:
+            passed.setdefault(root_of[run_id], set()).add(identity)
+        else:
+            failed.setdefault(run_id, set()).add(identity)
+    return {root: cases & passed.get(root, set()) for root, cases in failed.items()}
 
 
 # Agents and orchestrators -----------------------------------------------------------------

@@ -24,7 +24,7 @@ from runs.models import (
 from runs.models import (
     TestCase as Case,
 )
-from runs.selectors import EPOCH
+from runs.selectors import EPOCH, RERUN_DEPTH
 from runs.status import Status
 
 pytestmark = pytest.mark.django_db
@@ -221,7 +221,8 @@ BUDGETS = {
     "history row poll": ("/runs/{running_run.pk}/row/", 3 + REFRESH_HOOK),
     "test case": ("/cases/{case.pk}/", 9),
     "test case from a run": ("/cases/{case.pk}/?from={failed_run.pk}", 11),
-    "schedule": ("/schedules/{schedule.pk}/", 8),
+    # The trend reads one level of reruns per query, RERUN_DEPTH at most, then their results.
+    "schedule": ("/schedules/{schedule.pk}/", 8 + RERUN_DEPTH + 1),
     "agents": ("/agents/", 3),
     "orchestrators": ("/orchestrators/", 4),
     "go": ("/go/{orchestrator.name}/run-0", 3),
