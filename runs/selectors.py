@@ -360,9 +360,13 @@ def overview_get() -> Overview:
 
 
 # Test cases -------------------------------------------------------------------------------
+# Every count on the test case page is of results: a result is one execution of the case.
 
 RESULT_KEY = SortKey("run__started_at", descending=True)
-STRIP_SIZE = 30
+# One screen: the strip and the table show the same page of results, in the same order.
+CASE_PAGE_SIZE = 30
+# Results shown on each side of the run a visitor came from (?from=).
+FROM_WINDOW = 10
 
 
 def test_case_get(*, pk: int) -> TestCase:
@@ -370,91 +374,139 @@ def test_case_get(*, pk: int) -> TestCase:
 
 
 def _case_results(test_case: TestCase) -> QuerySet[ExecutionResult]:
-    return ExecutionResult.objects.filter(test_case=test_case).select_related(
-        "run", "run__schedule", "agent"
+    in_rerun = Case(When(_original("run__"), then=Value(False)), default=Value(True))
+    return (
+        ExecutionResult.objects.filter(test_case=test_case)
+        .select_related("run", "run__schedule", "agent")
+        .annotate(in_rerun=in_rerun)
     )
 
 
 def test_case_history(
     *, test_case: TestCase, after: str = "", before: str = "", from_run: int | None = None
 ) -> Page[ExecutionResult]:
-    """The case's results, newest run first, by key; `from_run` opens the page holding that
-    run's result with the runs after it above."""
-    anchor = None
+    """The case's results, newest run first, a page by key; `from_run` (without a cursor)
+    opens a window around that run's result instead: newer results above, older below."""
+    results = _case_results(test_case)
     if from_run and not (after or before):
-        anchor = (
-            ExecutionResult.objects.filter(test_case=test_case, run_id=from_run)
-            .order_by("-id")
-            .values_list("run__started_at", "id")
-            .first()
-        )
-    if anchor is None:
-        return keyset_page(_case_results(test_case), key=RESULT_KEY, after=after, before=before)
-    # Walk back from just past the anchor so that the page includes it (ids are integers).
-    started, pk = anchor
-    cursor = f"{(started - EPOCH) // timedelta(microseconds=1)}_{pk - 1}"
-    page = keyset_page(_case_results(test_case), key=RESULT_KEY, before=cursor)
-    older = _case_results(test_case).filter(RESULT_KEY.beyond(started, pk, forward=True))
-    if not older.exists():
-        page.next_cursor = None
-    return page
+        anchor = results.filter(run_id=from_run).order_by(*RESULT_KEY.ordering()).first()
+        if anchor is not None:
+            return _case_window(results, anchor=anchor)
+    return keyset_page(results, key=RESULT_KEY, after=after, before=before, size=CASE_PAGE_SIZE)
 
 
-def test_case_strip(*, test_case: TestCase, size: int = STRIP_SIZE) -> list[ExecutionResult]:
-    """The newest `size` results, oldest first (left to right)."""
-    rows = list(
-        ExecutionResult.objects.filter(test_case=test_case)
-        .select_related("run")
-        .order_by("-run__started_at", "-id")[:size]
+def _case_window(
+    results: QuerySet[ExecutionResult], *, anchor: ExecutionResult, size: int = FROM_WINDOW
+) -> Page[ExecutionResult]:
+    """`size` results on each side of `anchor`, by key, with cursors that page on from either
+    end of the window (the pager then walks whole pages as usual)."""
+    value, pk = anchor.run.started_at, anchor.pk
+    newer = list(
+        results.filter(RESULT_KEY.beyond(value, pk, forward=False)).order_by(
+            *RESULT_KEY.ordering(reverse=True)
+        )[: size + 1]
     )
-    rows.reverse()
-    return rows
+    older = list(
+        results.filter(RESULT_KEY.beyond(value, pk, forward=True)).order_by(*RESULT_KEY.ordering())[
+            : size + 1
+        ]
+    )
+    items = [*reversed(newer[:size]), anchor, *older[:size]]
+    return Page(
+        items=items,
+        prev_cursor=RESULT_KEY.encode(items[0]) if len(newer) > size else None,
+        next_cursor=RESULT_KEY.encode(items[-1]) if len(older) > size else None,
+    )
 
 
 @dataclass(frozen=True)
 class Flakiness:
-    runs: int
-    flaky: int
+    """Results in original runs (reruns are not counted): how many failed, and how many of
+    those failed and then passed when their run was rerun or retried."""
+
+    results: int
     failed: int
+    flaky: int
 
     @property
     def share(self) -> float:
-        return self.flaky / self.runs if self.runs else 0.0
+        return self.flaky / self.results if self.results else 0.0
 
 
-def test_case_flakiness(*, test_case: TestCase) -> Flakiness:
-    """Of the runs that are not themselves reruns, the share where the case failed, then
-    passed on a rerun or a later attempt (up to three links down the rerun_of chain)."""
-    results = ExecutionResult.objects.filter(test_case=test_case)
-    originals = results.filter(run__rerun_of__isnull=True)
-    failed = Q(status__in=FAILURE_VALUES)
-    counts = originals.aggregate(
-        runs=Count("run", distinct=True), failed=Count("run", distinct=True, filter=failed)
-    )
-    # Reruns are few: read the ancestors of every rerun where the case passed, in one query.
-    ancestors = results.filter(status=Status.PASSED, run__rerun_of__isnull=False).values_list(
-        "run__rerun_of", "run__rerun_of__rerun_of", "run__rerun_of__rerun_of__rerun_of"
-    )
-    rescued = {pk for row in ancestors for pk in row if pk}
-    flaky = (
-        originals.filter(failed, run_id__in=rescued).values("run_id").distinct().count()
-        if rescued
-        else 0
-    )
-    return Flakiness(runs=counts["runs"], flaky=flaky, failed=counts["failed"])
+@dataclass(frozen=True)
+class AgentRate:
+    agent_id: int | None
+    title: str
+    results: int
+    failed: int
+
+    @property
+    def rate(self) -> float:
+        return self.failed / self.results if self.results else 0.0
 
 
-def test_case_agent_failure_rates(*, test_case: TestCase) -> list[dict[str, Any]]:
-    """Per agent: results, failures, and the failure rate; results without an agent last."""
+@dataclass(frozen=True)
+class CaseStats:
+    """Counts of the case's results, all of one snapshot: per agent, in total, flakiness."""
+
+    agents: list[AgentRate]
+    flakiness: Flakiness
+
+    @property
+    def results(self) -> int:
+        return sum(agent.results for agent in self.agents)
+
+    @property
+    def failed(self) -> int:
+        return sum(agent.failed for agent in self.agents)
+
+    @property
+    def rate(self) -> float:
+        return self.failed / self.results if self.results else 0.0
+
+    @property
+    def rerun_results(self) -> int:
+        return self.results - self.flakiness.results
+
+
+def test_case_stats(*, test_case: TestCase) -> CaseStats:
+    """Per agent: results and failures (those without an agent last); and flakiness. One
+    aggregate counts every total, so the page's numbers add up."""
+    failed, original = Q(status__in=FAILURE_VALUES), _original("run__")
     rows = (
         ExecutionResult.objects.filter(test_case=test_case)
         .values("agent_id", "agent__title")
-        .annotate(total=Count("id"), failed=Count("id", filter=Q(status__in=FAILURE_VALUES)))
-        .order_by("agent__title", "agent_id")
+        .annotate(
+            results=Count("id"),
+            failed=Count("id", filter=failed),
+            original=Count("id", filter=original),
+            original_failed=Count("id", filter=original & failed),
+        )
+        .order_by()
     )
-    rates = [{**row, "rate": row["failed"] / row["total"] if row["total"] else 0} for row in rows]
-    rates.sort(key=lambda row: (row["agent_id"] is None, -row["rate"], row["agent__title"] or ""))
-    return rates
+    agents, in_originals, failed_in_originals = [], 0, 0
+    for row in rows:
+        agents.append(
+            AgentRate(row["agent_id"], row["agent__title"] or "", row["results"], row["failed"])
+        )
+        in_originals += row["original"]
+        failed_in_originals += row["original_failed"]
+    agents.sort(key=lambda agent: (agent.agent_id is None, -agent.rate, agent.title))
+    flaky = _flaky_count(test_case) if failed_in_originals else 0
+    return CaseStats(agents, Flakiness(in_originals, failed_in_originals, flaky))
+
+
+def _flaky_count(test_case: TestCase) -> int:
+    """Failed results in original runs whose run was rerun (up to RERUN_DEPTH links down)
+    where the case then passed. Reruns are few: their ancestors come in one query."""
+    results = ExecutionResult.objects.filter(test_case=test_case)
+    chain = ["run__rerun_of" + "__rerun_of" * level for level in range(RERUN_DEPTH)]
+    ancestors = results.filter(~_original("run__"), status=Status.PASSED).values_list(*chain)
+    rescued = {pk for row in ancestors for pk in row if pk}
+    if not rescued:
+        return 0
+    failed_originals = results.filter(_original("run__"), status__in=FAILURE_VALUES)
+    return failed_originals.filter(run_id__in=rescued).count()
 
 
 # Schedules --------------------------------------------------------------------------------

@@ -127,9 +127,11 @@ def test_flakiness_follows_rerun_chains():
     make_result(finally_, test_case=case, status=Status.PASSED)
     stubborn = make_run(schedule, status=Status.FAILED)
     make_result(stubborn, test_case=case, status=Status.FAILED)
-    flakiness = selectors.test_case_flakiness(test_case=case)
-    assert (flakiness.runs, flakiness.failed, flakiness.flaky) == (2, 2, 1)
+    stats = selectors.test_case_stats(test_case=case)
+    flakiness = stats.flakiness
+    assert (flakiness.results, flakiness.failed, flakiness.flaky) == (2, 2, 1)
     assert flakiness.share == 0.5
+    assert (stats.results, stats.rerun_results, stats.failed) == (4, 2, 3)
 
 
 def test_schedule_trend_is_oldest_first_and_skips_runs_in_progress():

@@ -191,3 +191,41 @@ def trend_chart(trend: list[Any]) -> dict[str, Any]:
         "last_rate_after": points[-1]["rate_after"] if points else 0,
         "rerun_count": sum(p["reruns"] for p in points),
     }
+
+
+# Failure and flakiness rates coloured by meaning: 0% is good news, from RATE_HIGH on it is
+# red. Classes, not inline styles; the meter's own low/high/optimum use the same thresholds,
+# so even its native rendering is green only near 0%.
+RATE_LOW = 10
+RATE_HIGH = 50
+
+
+@register.filter
+def rate_band(part: int | float | None, whole: int | float | None) -> str:
+    """rate-none, rate-low, rate-medium or rate-high: the CSS class of part/whole."""
+    share = 100 * part / whole if whole and part else 0
+    if share == 0:
+        return "rate-none"
+    if share < RATE_LOW:
+        return "rate-low"
+    return "rate-medium" if share < RATE_HIGH else "rate-high"
+
+
+@register.simple_tag
+def rate_meter(part: int, whole: int, label: str) -> str:
+    """A meter and its percentage, both in the colour of their band."""
+    share = 100 * part / whole if whole else 0
+    text = "<1%" if 0 < share < 0.5 else f"{round(share)}%"
+    band = rate_band(part, whole)
+    return format_html(
+        '<meter class="rate {}" min="0" max="100" low="{}" high="{}" optimum="0" value="{}" '
+        'aria-label="{}">{}</meter> <span class="rate-value {}">{}</span>',
+        band,
+        RATE_LOW,
+        RATE_HIGH,
+        f"{share:.1f}",
+        label,
+        text,
+        band,
+        text,
+    )
