@@ -6,6 +6,7 @@ shown, so a page costs the same at the end of a long history as at its start (no
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -35,6 +36,7 @@ from runs.models import (
     Run,
     Schedule,
     TestCase,
+    Trigger,
 )
 from runs.status import FAILURES, IN_PROGRESS, Status
 
@@ -164,6 +166,18 @@ RUN_SORT_KEYS = {
 
 def _runs() -> QuerySet[Run]:
     return Run.objects.select_related("orchestrator", "schedule")
+
+
+# How far down a rerun_of chain the verdict after reruns (schedule trend) and flakiness (test
+# case) look. The trend reads one level per query, so this bounds its cost; a rerun of a retry
+# of a rerun of a rerun is already rare.
+RERUN_DEPTH = 4
+
+
+def _original(prefix: str = "") -> Q:
+    """A run that is not a rerun. Leapwork's per-case runs that a rerun made, Conductor's later
+    attempts and Testsigma's reruns all have a source or the rerun trigger (or both)."""
+    return Q(**{f"{prefix}rerun_of__isnull": True}) & ~Q(**{f"{prefix}trigger": Trigger.RERUN})
 
 
 def run_filter(queryset: QuerySet[Run], *, filters: dict[str, Any]) -> QuerySet[Run]:
@@ -346,9 +360,13 @@ def overview_get() -> Overview:
 
 
 # Test cases -------------------------------------------------------------------------------
+# Every count on the test case page is of results: a result is one execution of the case.
 
 RESULT_KEY = SortKey("run__started_at", descending=True)
-STRIP_SIZE = 30
+# One screen: the strip and the table show the same page of results, in the same order.
+CASE_PAGE_SIZE = 30
+# Results shown on each side of the run a visitor came from (?from=).
+FROM_WINDOW = 10
 
 
 def test_case_get(*, pk: int) -> TestCase:
@@ -356,91 +374,139 @@ def test_case_get(*, pk: int) -> TestCase:
 
 
 def _case_results(test_case: TestCase) -> QuerySet[ExecutionResult]:
-    return ExecutionResult.objects.filter(test_case=test_case).select_related(
-        "run", "run__schedule", "agent"
+    in_rerun = Case(When(_original("run__"), then=Value(False)), default=Value(True))
+    return (
+        ExecutionResult.objects.filter(test_case=test_case)
+        .select_related("run", "run__schedule", "agent")
+        .annotate(in_rerun=in_rerun)
     )
 
 
 def test_case_history(
     *, test_case: TestCase, after: str = "", before: str = "", from_run: int | None = None
 ) -> Page[ExecutionResult]:
-    """The case's results, newest run first, by key; `from_run` opens the page holding that
-    run's result with the runs after it above."""
-    anchor = None
+    """The case's results, newest run first, a page by key; `from_run` (without a cursor)
+    opens a window around that run's result instead: newer results above, older below."""
+    results = _case_results(test_case)
     if from_run and not (after or before):
-        anchor = (
-            ExecutionResult.objects.filter(test_case=test_case, run_id=from_run)
-            .order_by("-id")
-            .values_list("run__started_at", "id")
-            .first()
-        )
-    if anchor is None:
-        return keyset_page(_case_results(test_case), key=RESULT_KEY, after=after, before=before)
-    # Walk back from just past the anchor so that the page includes it (ids are integers).
-    started, pk = anchor
-    cursor = f"{(started - EPOCH) // timedelta(microseconds=1)}_{pk - 1}"
-    page = keyset_page(_case_results(test_case), key=RESULT_KEY, before=cursor)
-    older = _case_results(test_case).filter(RESULT_KEY.beyond(started, pk, forward=True))
-    if not older.exists():
-        page.next_cursor = None
-    return page
+        anchor = results.filter(run_id=from_run).order_by(*RESULT_KEY.ordering()).first()
+        if anchor is not None:
+            return _case_window(results, anchor=anchor)
+    return keyset_page(results, key=RESULT_KEY, after=after, before=before, size=CASE_PAGE_SIZE)
 
 
-def test_case_strip(*, test_case: TestCase, size: int = STRIP_SIZE) -> list[ExecutionResult]:
-    """The newest `size` results, oldest first (left to right)."""
-    rows = list(
-        ExecutionResult.objects.filter(test_case=test_case)
-        .select_related("run")
-        .order_by("-run__started_at", "-id")[:size]
+def _case_window(
+    results: QuerySet[ExecutionResult], *, anchor: ExecutionResult, size: int = FROM_WINDOW
+) -> Page[ExecutionResult]:
+    """`size` results on each side of `anchor`, by key, with cursors that page on from either
+    end of the window (the pager then walks whole pages as usual)."""
+    value, pk = anchor.run.started_at, anchor.pk
+    newer = list(
+        results.filter(RESULT_KEY.beyond(value, pk, forward=False)).order_by(
+            *RESULT_KEY.ordering(reverse=True)
+        )[: size + 1]
     )
-    rows.reverse()
-    return rows
+    older = list(
+        results.filter(RESULT_KEY.beyond(value, pk, forward=True)).order_by(*RESULT_KEY.ordering())[
+            : size + 1
+        ]
+    )
+    items = [*reversed(newer[:size]), anchor, *older[:size]]
+    return Page(
+        items=items,
+        prev_cursor=RESULT_KEY.encode(items[0]) if len(newer) > size else None,
+        next_cursor=RESULT_KEY.encode(items[-1]) if len(older) > size else None,
+    )
 
 
 @dataclass(frozen=True)
 class Flakiness:
-    runs: int
-    flaky: int
+    """Results in original runs (reruns are not counted): how many failed, and how many of
+    those failed and then passed when their run was rerun or retried."""
+
+    results: int
     failed: int
+    flaky: int
 
     @property
     def share(self) -> float:
-        return self.flaky / self.runs if self.runs else 0.0
+        return self.flaky / self.results if self.results else 0.0
 
 
-def test_case_flakiness(*, test_case: TestCase) -> Flakiness:
-    """Of the runs that are not themselves reruns, the share where the case failed, then
-    passed on a rerun or a later attempt (up to three links down the rerun_of chain)."""
-    results = ExecutionResult.objects.filter(test_case=test_case)
-    originals = results.filter(run__rerun_of__isnull=True)
-    failed = Q(status__in=FAILURE_VALUES)
-    counts = originals.aggregate(
-        runs=Count("run", distinct=True), failed=Count("run", distinct=True, filter=failed)
-    )
-    # Reruns are few: read the ancestors of every rerun where the case passed, in one query.
-    ancestors = results.filter(status=Status.PASSED, run__rerun_of__isnull=False).values_list(
-        "run__rerun_of", "run__rerun_of__rerun_of", "run__rerun_of__rerun_of__rerun_of"
-    )
-    rescued = {pk for row in ancestors for pk in row if pk}
-    flaky = (
-        originals.filter(failed, run_id__in=rescued).values("run_id").distinct().count()
-        if rescued
-        else 0
-    )
-    return Flakiness(runs=counts["runs"], flaky=flaky, failed=counts["failed"])
+@dataclass(frozen=True)
+class AgentRate:
+    agent_id: int | None
+    title: str
+    results: int
+    failed: int
+
+    @property
+    def rate(self) -> float:
+        return self.failed / self.results if self.results else 0.0
 
 
-def test_case_agent_failure_rates(*, test_case: TestCase) -> list[dict[str, Any]]:
-    """Per agent: results, failures, and the failure rate; results without an agent last."""
+@dataclass(frozen=True)
+class CaseStats:
+    """Counts of the case's results, all of one snapshot: per agent, in total, flakiness."""
+
+    agents: list[AgentRate]
+    flakiness: Flakiness
+
+    @property
+    def results(self) -> int:
+        return sum(agent.results for agent in self.agents)
+
+    @property
+    def failed(self) -> int:
+        return sum(agent.failed for agent in self.agents)
+
+    @property
+    def rate(self) -> float:
+        return self.failed / self.results if self.results else 0.0
+
+    @property
+    def rerun_results(self) -> int:
+        return self.results - self.flakiness.results
+
+
+def test_case_stats(*, test_case: TestCase) -> CaseStats:
+    """Per agent: results and failures (those without an agent last); and flakiness. One
+    aggregate counts every total, so the page's numbers add up."""
+    failed, original = Q(status__in=FAILURE_VALUES), _original("run__")
     rows = (
         ExecutionResult.objects.filter(test_case=test_case)
         .values("agent_id", "agent__title")
-        .annotate(total=Count("id"), failed=Count("id", filter=Q(status__in=FAILURE_VALUES)))
-        .order_by("agent__title", "agent_id")
+        .annotate(
+            results=Count("id"),
+            failed=Count("id", filter=failed),
+            original=Count("id", filter=original),
+            original_failed=Count("id", filter=original & failed),
+        )
+        .order_by()
     )
-    rates = [{**row, "rate": row["failed"] / row["total"] if row["total"] else 0} for row in rows]
-    rates.sort(key=lambda row: (row["agent_id"] is None, -row["rate"], row["agent__title"] or ""))
-    return rates
+    agents, in_originals, failed_in_originals = [], 0, 0
+    for row in rows:
+        agents.append(
+            AgentRate(row["agent_id"], row["agent__title"] or "", row["results"], row["failed"])
+        )
+        in_originals += row["original"]
+        failed_in_originals += row["original_failed"]
+    agents.sort(key=lambda agent: (agent.agent_id is None, -agent.rate, agent.title))
+    flaky = _flaky_count(test_case) if failed_in_originals else 0
+    return CaseStats(agents, Flakiness(in_originals, failed_in_originals, flaky))
+
+
+def _flaky_count(test_case: TestCase) -> int:
+    """Failed results in original runs whose run was rerun (up to RERUN_DEPTH links down)
+    where the case then passed. Reruns are few: their ancestors come in one query."""
+    results = ExecutionResult.objects.filter(test_case=test_case)
+    chain = ["run__rerun_of" + "__rerun_of" * level for level in range(RERUN_DEPTH)]
+    ancestors = results.filter(~_original("run__"), status=Status.PASSED).values_list(*chain)
+    rescued = {pk for row in ancestors for pk in row if pk}
+    if not rescued:
+        return 0
+    failed_originals = results.filter(_original("run__"), status__in=FAILURE_VALUES)
+    return failed_originals.filter(run_id__in=rescued).count()
 
 
 # Schedules --------------------------------------------------------------------------------
@@ -453,6 +519,7 @@ def schedule_get(*, pk: int) -> Schedule:
 
 
 def schedule_runs(*, schedule: Schedule, after: str = "", before: str = "") -> Page[Run]:
+    """Every run of the schedule, reruns included (their trigger says so), newest first."""
     return keyset_page(
         _runs().filter(schedule=schedule),
         key=RUN_SORT_KEYS["-started"],
@@ -463,26 +530,92 @@ def schedule_runs(*, schedule: Schedule, after: str = "", before: str = "") -> P
 
 @dataclass(frozen=True)
 class TrendPoint:
+    """One original run: its own pass rate, and the verdict once its reruns are counted."""
+
     run_id: int
     started_at: datetime
     status: str
     passed: int
     total: int
+    passed_after_reruns: int = 0
+    reruns: int = 0
 
     @property
     def rate(self) -> float:
         return self.passed / self.total if self.total else 0.0
 
+    @property
+    def rate_after_reruns(self) -> float:
+        return self.passed_after_reruns / self.total if self.total else 0.0
+
 
 def schedule_trend(*, schedule: Schedule, size: int = TREND_SIZE) -> list[TrendPoint]:
-    """Pass rate of the newest `size` finished runs, oldest first."""
-    rows = (
-        Run.objects.filter(schedule=schedule)
+    """The newest `size` finished original runs, oldest first, each with its verdict after
+    reruns: its cases that failed and passed in a rerun or later attempt count as passed.
+
+    Reruns live under their source's schedule but are never points of their own: a 2-case
+    rerun is part of its source's verdict, not a run of the schedule.
+    """
+    rows = list(
+        Run.objects.filter(_original(), schedule=schedule)
         .exclude(status__in=IN_PROGRESS_VALUES)
         .order_by("-started_at", "-id")
-        .values_list("pk", "started_at", "status", "passed_count", "total_count")[:size]
+        .values_list("pk", "started_at", "status", "passed_count", "failed_count", "total_count")[
+            :size
+        ]
     )
-    return [TrendPoint(*row) for row in reversed(rows)]
+    root_of = _descendants(root_ids=[row[0] for row in rows])
+    rescued = _rescued_cases(root_of)
+    reruns = Counter(root_of.values())
+    points = []
+    for pk, started_at, status, passed, failed, total in reversed(rows):
+        # Rescued cases replace failures of the run itself, never more than it had.
+        after = passed + min(failed, len(rescued.get(pk, ())))
+        points.append(TrendPoint(pk, started_at, status, passed, total, after, reruns[pk]))
+    return points
+
+
+def _descendants(*, root_ids: list[int], depth: int = RERUN_DEPTH) -> dict[int, int]:
+    """{descendant run id: the root it descends from} down `depth` rerun_of links, one indexed
+    query per level (never one per run)."""
+    root_of: dict[int, int] = {}
+    level = {pk: pk for pk in root_ids}
+    for _ in range(depth):
+        if not level:
+            break
+        children = Run.objects.filter(rerun_of_id__in=list(level)).values_list("pk", "rerun_of_id")
+        level = {pk: level[parent] for pk, parent in children if pk not in root_of}
+        root_of.update(level)
+    return root_of
+
+
+def _case_identity(test_case_id: int | None, case_key: str) -> tuple[str, Any] | None:
+    """What names one case across a run and its reruns (a result without either is unmatched)."""
+    if test_case_id is not None:
+        return ("case", test_case_id)
+    return ("key", case_key) if case_key else None
+
+
+def _rescued_cases(root_of: dict[int, int]) -> dict[int, set[tuple[str, Any]]]:
+    """{root run id: its failed cases that passed in one of its descendants}, in one query."""
+    if not root_of:
+        return {}
+    roots = set(root_of.values())
+    rows = ExecutionResult.objects.filter(
+        Q(run_id__in=roots, status__in=FAILURE_VALUES)
+        | Q(run_id__in=list(root_of), status=Status.PASSED)
+    ).values_list("run_id", "test_case_id", "case_key", "status")
+    failed: dict[int, set[tuple[str, Any]]] = {}
+    passed: dict[int, set[tuple[str, Any]]] = {}
+    for run_id, test_case_id, case_key, status in rows:
+        identity = _case_identity(test_case_id, case_key)
+        if identity is None:
+            continue
+        if status == Status.PASSED:
+            passed.setdefault(root_of[run_id], set()).add(identity)
+        else:
+            failed.setdefault(run_id, set()).add(identity)
+    return {root: cases & passed.get(root, set()) for root, cases in failed.items()}
 
 
 # Agents and orchestrators -----------------------------------------------------------------

@@ -102,11 +102,7 @@ def test_case(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     context = {"case": case, "page": page, "from_run": from_run}
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, "runs/test_case.html#case-results", context)
-    context.update(
-        strip=selectors.test_case_strip(test_case=case),
-        flakiness=selectors.test_case_flakiness(test_case=case),
-        agent_rates=selectors.test_case_agent_failure_rates(test_case=case),
-    )
+    context["stats"] = selectors.test_case_stats(test_case=case)
     return render(request, "runs/test_case.html", context)
 
 

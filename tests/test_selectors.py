@@ -127,9 +127,11 @@ def test_flakiness_follows_rerun_chains():
     make_result(finally_, test_case=case, status=Status.PASSED)
     stubborn = make_run(schedule, status=Status.FAILED)
     make_result(stubborn, test_case=case, status=Status.FAILED)
-    flakiness = selectors.test_case_flakiness(test_case=case)
-    assert (flakiness.runs, flakiness.failed, flakiness.flaky) == (2, 2, 1)
+    stats = selectors.test_case_stats(test_case=case)
+    flakiness = stats.flakiness
+    assert (flakiness.results, flakiness.failed, flakiness.flaky) == (2, 2, 1)
     assert flakiness.share == 0.5
+    assert (stats.results, stats.rerun_results, stats.failed) == (4, 2, 3)
 
 
 def test_schedule_trend_is_oldest_first_and_skips_runs_in_progress():
@@ -147,3 +149,97 @@ def test_go_finds_the_newest_attempt_by_orchestrator_name():
     found = selectors.run_find_by_external_id(orchestrator=run.orchestrator.name, external_id="abc")
     assert found.pk == newer.pk
     assert selectors.run_find_by_external_id(orchestrator="nope", external_id="abc") is None
+
+
+@pytest.fixture
+def rerun_estate():
+    """Three original runs of a schedule and their reruns, all under that schedule."""
+    schedule = make_schedule()
+    case_x, case_y, case_z = (make_test_case(schedule.orchestrator) for _ in range(3))
+
+    def run_with(started, statuses, **fields):
+        counts = {
+            "total_count": len(statuses),
+            "passed_count": sum(s == Status.PASSED for s in statuses.values()),
+            "failed_count": sum(s in (Status.FAILED, Status.ERROR) for s in statuses.values()),
+        }
+        status = Status.PASSED if counts["failed_count"] == 0 else Status.FAILED
+        run = make_run(schedule, started_at=started, status=status, **counts, **fields)
+        for case, result_status in statuses.items():
+            make_result(run, test_case=case, status=result_status)
+        return run
+
+    # a: two of three cases failed; a 2-case rerun (Leapwork: one run per case) saves one.
+    a = run_with(T0, {case_x: Status.FAILED, case_y: Status.ERROR, case_z: Status.PASSED})
+    per_case_x = run_with(
+        T0 + timedelta(minutes=5), {case_x: Status.PASSED}, trigger=Trigger.RERUN, rerun_of=a
+    )
+    per_case_y = run_with(
+        T0 + timedelta(minutes=6), {case_y: Status.FAILED}, trigger=Trigger.RERUN, rerun_of=a
+    )
+    # b: passed, never rerun.
+    b = run_with(T0 + timedelta(hours=1), {case_x: Status.PASSED, case_y: Status.PASSED})
+    # c: failed twice over; a retry (attempt 2) saves x, a rerun of that attempt saves y.
+    c = run_with(
+        T0 + timedelta(hours=2),
+        {case_x: Status.FAILED, case_y: Status.FAILED, case_z: Status.PASSED},
+        external_id="wf-c",
+    )
+    attempt = run_with(
+        T0 + timedelta(hours=2, minutes=5),
+        {case_x: Status.PASSED, case_y: Status.FAILED},
+        external_id="wf-c",
+        attempt=2,
+        trigger=Trigger.RERUN,
+        rerun_of=c,
+    )
+    again = run_with(
+        T0 + timedelta(hours=2, minutes=9), {case_y: Status.PASSED}, trigger=Trigger.RERUN
+    )
+    again.rerun_of = attempt
+    again.save()
+    # A rerun whose source Runboard never saw is still a rerun, not a run of the schedule.
+    orphan = run_with(T0 + timedelta(hours=3), {case_x: Status.PASSED}, trigger=Trigger.RERUN)
+    return {
+        "schedule": schedule,
+        "originals": [a, b, c],
+        "reruns": [per_case_x, per_case_y, attempt, again, orphan],
+    }
+
+
+def test_schedule_trend_has_one_point_per_original_run_with_its_verdict_after_reruns(
+    rerun_estate,
+):
+    trend = selectors.schedule_trend(schedule=rerun_estate["schedule"])
+    a, b, c = rerun_estate["originals"]
+    assert [point.run_id for point in trend] == [a.pk, b.pk, c.pk]
+    assert [(p.passed, p.passed_after_reruns, p.total, p.reruns) for p in trend] == [
+        (1, 2, 3, 2),  # x passed on its rerun, y failed again
+        (2, 2, 2, 0),
+        (1, 3, 3, 2),  # x on attempt 2, y on the rerun of attempt 2
+    ]
+    assert trend[2].rate_after_reruns == 1.0 and round(trend[0].rate_after_reruns, 2) == 0.67
+
+
+def test_schedule_trend_reads_rerun_chains_in_a_fixed_number_of_queries(
+    django_assert_max_num_queries,
+):
+    schedule = make_schedule()
+    case = make_test_case(schedule.orchestrator)
+    for i in range(12):
+        source = make_run(
+            schedule,
+            started_at=T0 + timedelta(hours=i),
+            status=Status.FAILED,
+            total_count=1,
+            failed_count=1,
+        )
+        make_result(source, test_case=case, status=Status.FAILED)
+        for _ in range(3):  # a chain: rerun of a rerun of a rerun
+            source = make_run(schedule, rerun_of=source, trigger=Trigger.RERUN)
+            make_result(source, test_case=case, status=Status.PASSED)
+    # The originals, one query per level of reruns, the results of originals and reruns.
+    with django_assert_max_num_queries(1 + selectors.RERUN_DEPTH + 1):
+        trend = selectors.schedule_trend(schedule=schedule)
+    assert len(trend) == 12
+    assert all((p.rate, p.rate_after_reruns, p.reruns) == (0.0, 1.0, 3) for p in trend)

@@ -147,41 +147,104 @@ def percent(part: int | float | None, whole: int | float | None) -> int:
 
 
 TREND_WIDTH = 600
-TREND_HEIGHT = 160
-TREND_PAD = 14  # room for the axis labels above their lines
+TREND_HEIGHT = 190
+TREND_TOP = 10
+TREND_LEFT = 34  # room for the percentage labels
+TREND_RIGHT = 24  # room for the newest point's date, centred under it
+TREND_BOTTOM = 40  # room for the date and time under the points
+# Dates need about 80 units each to stay readable: beyond this many points, every k-th only.
+TREND_MAX_DATES = 7
 
 
 @register.inclusion_tag("runs/partials/trend.html")
 def trend_chart(trend: list[Any]) -> dict[str, Any]:
-    """Geometry of the pass-rate trend (selectors.TrendPoint list, oldest first) for an SVG."""
-    inner_w = TREND_WIDTH - 2 * TREND_PAD
-    inner_h = TREND_HEIGHT - 2 * TREND_PAD
+    """Geometry of the pass-rate trend (selectors.TrendPoint list, oldest first) for an SVG:
+    one point per original run, its rate after reruns as a second series, a dated axis."""
+    inner_w = TREND_WIDTH - TREND_LEFT - TREND_RIGHT
+    inner_h = TREND_HEIGHT - TREND_TOP - TREND_BOTTOM
+    bottom = TREND_TOP + inner_h
     step = inner_w / (len(trend) - 1) if len(trend) > 1 else 0
+    every = -(-len(trend) // TREND_MAX_DATES) or 1
+    # Counted from the newest, so the latest run always carries its date.
+    dated = set(range(len(trend) - 1, -1, -every))
     points = []
     for index, point in enumerate(trend):
-        x = TREND_PAD + (index * step if len(trend) > 1 else inner_w / 2)
-        y = TREND_PAD + (1 - point.rate) * inner_h
+        x = TREND_LEFT + (index * step if len(trend) > 1 else inner_w / 2)
+        started = point.started_at.astimezone(UTC)
         points.append(
             {
                 "x": round(x),
-                "y": round(y),
+                "y": round(TREND_TOP + (1 - point.rate) * inner_h),
+                "y_after": round(TREND_TOP + (1 - point.rate_after_reruns) * inner_h),
                 "run_id": point.run_id,
                 "status": point.status,
                 "passed": point.status == Status.PASSED,
                 "rate": round(point.rate * 100),
-                "started_at": point.started_at,
+                "rate_after": round(point.rate_after_reruns * 100),
+                "reruns": point.reruns,
+                # Formatted here: the date filter would convert to TIME_ZONE, the axis is UTC.
+                "when": f"{started:%Y-%m-%d %H:%M} UTC",
+                "day": f"{started:%b} {started.day}" if index in dated else "",
+                "time": f"{started:%H:%M}" if index in dated else "",
             }
         )
     grid = [
-        (round(TREND_PAD + (1 - share) * inner_h), f"{round(share * 100)}%")
+        (round(TREND_TOP + (1 - share) * inner_h), f"{round(share * 100)}%")
         for share in (1, 0.5, 0)
     ]
     return {
         "points": points,
         "polyline": " ".join(f"{p['x']},{p['y']}" for p in points),
+        "polyline_after": " ".join(f"{p['x']},{p['y_after']}" for p in points),
         "width": TREND_WIDTH,
         "height": TREND_HEIGHT,
+        "left": TREND_LEFT,
+        "right": TREND_WIDTH - TREND_RIGHT,
+        "bottom": bottom,
+        "tick_end": bottom + 4,
+        "day_y": bottom + 16,
+        "time_y": bottom + 29,
         "grid": grid,
         "first_rate": points[0]["rate"] if points else 0,
         "last_rate": points[-1]["rate"] if points else 0,
+        "last_rate_after": points[-1]["rate_after"] if points else 0,
+        "rerun_count": sum(p["reruns"] for p in points),
     }
+
+
+# Failure and flakiness rates coloured by meaning: 0% is good news, from RATE_HIGH on it is
+# red. Classes, not inline styles; the meter's own low/high/optimum use the same thresholds,
+# so even its native rendering is green only near 0%.
+RATE_LOW = 10
+RATE_HIGH = 50
+
+
+@register.filter
+def rate_band(part: int | float | None, whole: int | float | None) -> str:
+    """rate-none, rate-low, rate-medium or rate-high: the CSS class of part/whole."""
+    share = 100 * part / whole if whole and part else 0
+    if share == 0:
+        return "rate-none"
+    if share < RATE_LOW:
+        return "rate-low"
+    return "rate-medium" if share < RATE_HIGH else "rate-high"
+
+
+@register.simple_tag
+def rate_meter(part: int, whole: int, label: str) -> str:
+    """A meter and its percentage, both in the colour of their band."""
+    share = 100 * part / whole if whole else 0
+    text = "<1%" if 0 < share < 0.5 else f"{round(share)}%"
+    band = rate_band(part, whole)
+    return format_html(
+        '<meter class="rate {}" min="0" max="100" low="{}" high="{}" optimum="0" value="{}" '
+        'aria-label="{}">{}</meter> <span class="rate-value {}">{}</span>',
+        band,
+        RATE_LOW,
+        RATE_HIGH,
+        f"{share:.1f}",
+        label,
+        text,
+        band,
+        text,
+    )

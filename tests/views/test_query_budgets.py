@@ -24,7 +24,7 @@ from runs.models import (
 from runs.models import (
     TestCase as Case,
 )
-from runs.selectors import EPOCH
+from runs.selectors import EPOCH, RERUN_DEPTH
 from runs.status import Status
 
 pytestmark = pytest.mark.django_db
@@ -176,11 +176,13 @@ def build_history() -> dict:
     with connection.cursor() as cursor:
         for table in ["runs_run", "runs_executionresult", "runs_schedule", "runs_agent"]:
             cursor.execute(f"ANALYZE {table}")
+    failed_run = Run.objects.get(pk=rerun.rerun_of_id)
     return {
-        "failed_run": Run.objects.get(pk=rerun.rerun_of_id),
+        "failed_run": failed_run,
         "running_run": next(run for run in runs if run.status == Status.RUNNING),
         "schedule": schedules[0],
-        "case": cases[0],
+        # A case that failed in a run that was rerun: its page counts flakiness the long way.
+        "case": failed_run.results.get(status=Status.FAILED).test_case,
         "agent": agents[0],
         "orchestrator": orchestrators[0],
     }
@@ -219,9 +221,12 @@ BUDGETS = {
     # Polls of a stale running run also ask the poller to refresh it: run_refresh_if_stale.
     "run poll": ("/runs/{running_run.pk}/poll/", 5 + REFRESH_HOOK),
     "history row poll": ("/runs/{running_run.pk}/row/", 3 + REFRESH_HOOK),
-    "test case": ("/cases/{case.pk}/", 9),
-    "test case from a run": ("/cases/{case.pk}/?from={failed_run.pk}", 11),
-    "schedule": ("/schedules/{schedule.pk}/", 8),
+    # The case, a page (or, from a run, that run's result and the windows above and below it),
+    # one aggregate of every count, and flakiness: ancestors of reruns, failed results among them.
+    "test case": ("/cases/{case.pk}/", 7),
+    "test case from a run": ("/cases/{case.pk}/?from={failed_run.pk}", 9),
+    # The trend reads one level of reruns per query, RERUN_DEPTH at most, then their results.
+    "schedule": ("/schedules/{schedule.pk}/", 8 + RERUN_DEPTH + 1),
     "agents": ("/agents/", 3),
     "orchestrators": ("/orchestrators/", 4),
     "go": ("/go/{orchestrator.name}/run-0", 3),
@@ -248,8 +253,9 @@ def test_the_history_pages_hold_50_runs_and_polling_rows_only_for_runs_in_progre
     assert response.content.decode().count('hx-trigger="every 3s"') == 6
 
 
-def test_the_test_case_page_holds_a_full_strip_and_page(viewer_client, big_history):
+def test_the_test_case_page_holds_a_full_page_and_counts_every_result(viewer_client, big_history):
     response = viewer_client.get(f"/cases/{big_history['case'].pk}/")
-    assert len(response.context["strip"]) == 30
-    assert len(response.context["page"].items) == 50
-    assert response.context["flakiness"].runs > 500
+    assert len(response.context["page"].items) == 30  # the strip shows this same page
+    stats = response.context["stats"]
+    assert stats.flakiness.results > 500
+    assert stats.results == stats.flakiness.results + stats.rerun_results

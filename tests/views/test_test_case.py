@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -52,59 +53,136 @@ def history():
     return {"case": case, "runs": runs, "rerun": rerun, "agent_a": agent_a, "agent_b": agent_b}
 
 
-def test_it_shows_the_newest_results_as_a_strip_with_letters_and_links(viewer_client, history):
+def strip_ids(html: str) -> list[int]:
+    return [
+        int(pk) for pk in re.findall(r'class="strip-cell[^"]*"[^>]*data-result-id="(\d+)"', html)
+    ]
+
+
+def row_ids(html: str) -> list[int]:
+    return [int(pk) for pk in re.findall(r'<tr id="case-result-(\d+)"', html)]
+
+
+def test_the_strip_and_the_table_show_the_same_results_in_the_same_order(viewer_client, history):
     case = history["case"]
     response = viewer_client.get(reverse("runs:test_case", args=[case.pk]))
     html = response.content.decode()
     assert "<title>Test case Login works · Runboard</title>" in html
-    strip = response.context["strip"]
-    assert len(strip) == 30
-    assert strip[-1].run_id == history["runs"][-1].pk  # newest on the right
+    items = response.context["page"].items
+    assert len(items) == 30
+    assert items[0].run_id == history["runs"][-1].pk  # newest first
+    assert strip_ids(html) == row_ids(html) == [result.pk for result in items]
     assert 'class="strip-cell status-failed"' in html and ">F</span>" in html
     assert f'href="/runs/{history["runs"][-1].pk}/"' in html
+    assert (
+        "30 results, newest first: left to right in the strip, top to bottom in the table." in html
+    )
 
 
-def test_it_pages_results_across_runs_by_key(viewer_client, history):
+def test_it_pages_results_across_runs_by_key_and_the_strip_moves_with_the_table(
+    viewer_client, history
+):
     case = history["case"]
     url = reverse("runs:test_case", args=[case.pk])
     first = viewer_client.get(url)
-    items = first.context["page"].items
-    assert len(items) == 50 and items[0].run_id == history["runs"][-1].pk
     second = viewer_client.get(url, {"after": first.context["page"].next_cursor})
-    assert len(second.context["page"].items) == 11
+    third = viewer_client.get(url, {"after": second.context["page"].next_cursor})
+    assert [len(r.context["page"].items) for r in (first, second, third)] == [30, 30, 1]
     htmx = viewer_client.get(
         url, {"after": first.context["page"].next_cursor}, HTTP_HX_REQUEST="true"
     )
-    assert htmx.content.decode().lstrip().startswith('<div id="case-results"')
+    fragment = htmx.content.decode()
+    assert fragment.lstrip().startswith('<div id="case-results"')
+    assert (
+        strip_ids(fragment)
+        == row_ids(fragment)
+        == [result.pk for result in second.context["page"].items]
+    )
 
 
-def test_it_highlights_the_run_you_came_from_with_the_runs_after_it(viewer_client, history):
+def test_from_a_run_it_shows_a_window_of_results_before_and_after_it(viewer_client, history):
     case, runs = history["case"], history["runs"]
-    came_from = runs[3]
-    response = viewer_client.get(reverse("runs:test_case", args=[case.pk]), {"from": came_from.pk})
-    items = response.context["page"].items
-    run_ids = [result.run_id for result in items]
-    assert came_from.pk in run_ids
-    assert run_ids.index(came_from.pk) == len(items) - 1  # everything above it came later
-    assert history["rerun"].pk in run_ids
-    assert "the run you came from" in response.content.decode()
+    url = reverse("runs:test_case", args=[case.pk])
+    came_from = runs[30]
+    response = viewer_client.get(url, {"from": came_from.pk})
+    page = response.context["page"]
+    run_ids = [result.run_id for result in page.items]
+    assert run_ids == [run.pk for run in reversed(runs[20:41])]  # 10 newer, it, 10 older
+    html = response.content.decode()
+    assert strip_ids(html) == row_ids(html) == [result.pk for result in page.items]
+    assert html.count('<tr id="case-result-') == 21
+    assert html.count("the run you came from") == 1
+    assert html.count(" is-from") == 2  # its row and its strip cell
+    # The window pages on by key from either end.
+    newer = viewer_client.get(url, {"from": came_from.pk, "before": page.prev_cursor})
+    assert [r.run_id for r in newer.context["page"].items] == [
+        run.pk for run in reversed(runs[41:60])
+    ]
+    older = viewer_client.get(url, {"from": came_from.pk, "after": page.next_cursor})
+    older_ids = [r.run_id for r in older.context["page"].items]
+    assert older_ids[0] == runs[19].pk and len(older_ids) == 21  # runs 19..0, the rerun
 
 
-def test_it_measures_flakiness_through_reruns(viewer_client, history):
+def test_from_the_newest_run_it_shows_the_results_before_it_not_one_row(viewer_client, history):
+    case, runs = history["case"], history["runs"]
+    response = viewer_client.get(reverse("runs:test_case", args=[case.pk]), {"from": runs[-1].pk})
+    page = response.context["page"]
+    assert [r.run_id for r in page.items] == [run.pk for run in reversed(runs[49:60])]
+    assert page.prev_cursor is None and page.next_cursor
+
+
+def test_a_rerun_inside_the_window_is_shown_and_marked(viewer_client, history):
+    case, runs = history["case"], history["runs"]
+    response = viewer_client.get(reverse("runs:test_case", args=[case.pk]), {"from": runs[3].pk})
+    run_ids = [result.run_id for result in response.context["page"].items]
+    rerun = history["rerun"].pk
+    assert run_ids.index(rerun) == run_ids.index(runs[3].pk) - 1  # just after it, above it
+    html = response.content.decode()
+    assert html.count('<span class="tag tag-rerun">rerun</span>') == 1
+    assert html.count(" is-rerun") == 1
+
+
+def test_it_measures_flakiness_in_results_of_original_runs(viewer_client, history):
+    # A rerun whose source Runboard never saw (Leapwork Run Flow by Id) is no original run.
+    orphan = make_run(history["runs"][0].schedule, trigger=Trigger.RERUN, status=Status.FAILED)
+    make_result(orphan, test_case=history["case"], status=Status.FAILED)
     response = viewer_client.get(reverse("runs:test_case", args=[history["case"].pk]))
-    flakiness = response.context["flakiness"]
-    assert (flakiness.runs, flakiness.failed, flakiness.flaky) == (60, 20, 1)
-    assert "in <strong>1</strong> of 60 runs" in response.content.decode()
+    flakiness = response.context["stats"].flakiness
+    assert (flakiness.results, flakiness.failed, flakiness.flaky) == (60, 20, 1)
+    html = response.content.decode()
+    assert "Of the <strong>60</strong> results in original runs, <strong>20</strong> failed" in html
+    assert "The 2 results in reruns and later attempts are not counted here." in html
 
 
-def test_it_shows_the_failure_rate_per_agent(viewer_client, history):
+def test_every_count_on_the_page_counts_results_and_they_add_up(viewer_client, history):
     response = viewer_client.get(reverse("runs:test_case", args=[history["case"].pk]))
-    rates = response.context["agent_rates"]
-    assert [(row["agent__title"], row["failed"], row["total"]) for row in rates] == [
+    stats = response.context["stats"]
+    assert stats.results == 61 == sum(agent.results for agent in stats.agents)
+    assert stats.results == stats.flakiness.results + stats.rerun_results
+    assert stats.failed == 20
+    html = response.content.decode()
+    assert "<strong>61</strong> results: a result is one execution of this case in a run." in html
+    assert "60 in original runs, 1 in reruns and later attempts;" in html
+    assert '<th scope="row">Every agent</th><td>61</td><td>20</td>' in html
+
+
+def test_it_shows_the_failure_rate_per_agent_coloured_by_meaning(viewer_client, history):
+    response = viewer_client.get(reverse("runs:test_case", args=[history["case"].pk]))
+    agents = response.context["stats"].agents
+    assert [(a.title, a.failed, a.results) for a in agents] == [
         ("Agent B", 20, 20),
         ("Agent A", 0, 41),
     ]
-    assert "100%" in response.content.decode()
+    html = response.content.decode()
+    # 100% is red (and the meter's optimum is 0, so even its native colour is not green).
+    assert (
+        '<meter class="rate rate-high" min="0" max="100" low="10" high="50" optimum="0" '
+        'value="100.0" aria-label="failure rate">100%</meter> '
+        '<span class="rate-value rate-high">100%</span>'
+    ) in html
+    assert '<meter class="rate rate-none"' in html and 'value="0.0"' in html
+    assert '<p class="big rate-low">2%</p>' in html  # flakiness 1 of 60
+    assert "style=" not in html.split("<main", 1)[1]  # colours by class, never inline
 
 
 def test_an_unknown_case_is_a_404(viewer_client):
