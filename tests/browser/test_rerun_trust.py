@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from runs.models import RerunRequest, Run
 from runs.services.sync import orchestrator_sync
 from runs.status import Status
-from tests.browser.conftest import browser_db
+from tests.browser.conftest import SCREENSHOTS, browser_db
 from tests.emulated import failed_run, step_clock, synced, vendor_writes
 from tests.factories import make_run, make_user
 
@@ -78,6 +78,7 @@ def test_a_preview_is_what_is_sent_and_the_rerun_has_one_verdict(
         expect(send).to_be_hidden()
         expect(form.get_by_text("Changed since the preview")).to_be_visible()
         screenshot("trust-stale-preview")
+        page.locator("#rerun-panel").screenshot(path=SCREENSHOTS / "trust-rerun-panel.png")
         form.get_by_role("button", name="Preview").click()
         expect(form.locator("#preview-title")).to_have_text(
             re.compile(rf"Preview: failed only, on {re.escape(other.title)}, \d+ cases?")
