@@ -173,6 +173,9 @@ def test_it_reads_an_execution_with_its_tasks(conductor_client, conductor_app):
     assert last.status == Status.FAILED and last.vendor_status == "FAILED"
     assert last.agent_id == last.agent_title == task["workerId"]
     assert last.message == task["reasonForIncompletion"]
+    assert last.log_excerpt.splitlines() == task["outputData"]["log"]
+    assert last.log_excerpt.splitlines()[-1].endswith(last.message)
+    assert all(not r.log_excerpt for r in run.results if not r.status.is_failure)
     assert last.seq == task["seq"] and last.retry_count == 0
     assert last.input == task["inputData"]
     assert last.started_at == _dt(task["startTime"])
