@@ -453,15 +453,16 @@ class EmulatorApp:
                 False, f"The saved estate at {path} has {', '.join(mismatch)}: {fresh}."
             )
         try:
+            saved_at = datetime.fromisoformat(saved["saved_at"])
             self.restore(saved["estate"])
             self.rng.setstate(_rng_state(saved["rng"]))
-        except (KeyError, TypeError, ValueError, StopIteration) as exc:
-            self.reset()
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            self.reset()  # whatever the half-read file left behind goes
             return Resumption(
                 False, f"The saved {self.kind} estate at {path} is damaged ({exc!r}): {fresh}."
             )
         # Time never runs backwards for an estate: a stepped clock resumes where it was.
-        behind = (datetime.fromisoformat(saved["saved_at"]) - self.now()).total_seconds()
+        behind = (saved_at - self.now()).total_seconds()
         if behind > 0:
             self.clock.step(behind)
         self.resumed(self.now())

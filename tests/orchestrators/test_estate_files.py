@@ -36,27 +36,58 @@ def make(kind: str, *, seed: int = 3, at: datetime = START, **options: Any) -> E
     return emulator_class(kind)(seed=seed, credential=KEYS[kind], clock=clock(at), **options)
 
 
+HEADERS = {
+    "leapwork": {"AccessKey": KEYS["leapwork"]},
+    "conductor": {},
+    "testsigma": {"Authorization": f"Bearer {KEYS['testsigma']}"},
+}
+
+
 def http(app: EmulatorApp) -> httpx.Client:
-    headers = {
-        "leapwork": {"AccessKey": KEYS["leapwork"]},
-        "conductor": {},
-        "testsigma": {"Authorization": f"Bearer {KEYS['testsigma']}"},
-    }[app.kind]
     return httpx.Client(
-        transport=httpx.WSGITransport(app=app), base_url="http://emulator", headers=headers
+        transport=httpx.WSGITransport(app=app),
+        base_url="http://emulator",
+        headers=HEADERS[app.kind],
     )
+
+
+def _leapwork_run(app: EmulatorApp, client: httpx.Client) -> str:
+    schedule = next(s for s in app.state()["schedules"] if not s["temporary"])
+    return client.put(f"/api/v3/schedules/{schedule['id']}/runNow").json()["RunId"]
+
+
+def _conductor_run(app: EmulatorApp, client: httpx.Client) -> str:
+    return client.post("/api/workflow", json={"name": app.state()["definitions"][0]["name"]}).text
+
+
+def _testsigma_run(app: EmulatorApp, client: httpx.Client) -> str:
+    return str(client.post("/api/v1/execution_results", json={"executionId": 101}).json()["id"])
+
+
+# Each vendor's way to start a run, and to tell its runs (and the running ones) in its state.
+STARTS: dict[str, Callable[[EmulatorApp, httpx.Client], str]] = {
+    "leapwork": _leapwork_run,
+    "conductor": _conductor_run,
+    "testsigma": _testsigma_run,
+}
+RUNS = {
+    "leapwork": ("runs", "id"),
+    "conductor": ("workflows", "workflowId"),
+    "testsigma": ("runs", "id"),
+}
+RUNNING = {
+    "leapwork": ("status", {"Queued", "Executing"}),
+    "conductor": ("status", {"RUNNING"}),
+    "testsigma": (
+        "status",
+        {"STATUS_CREATED", "STATUS_QUEUED", "STATUS_PRE_FLIGHT", "STATUS_IN_PROGRESS"},
+    ),
+}
 
 
 def start_run(app: EmulatorApp) -> str:
     """Start a run of the estate's first schedule through the vendor's API; its id."""
-    client = http(app)
-    if app.kind == "leapwork":
-        schedule = next(s for s in app.state()["schedules"] if not s["temporary"])
-        return client.put(f"/api/v3/schedules/{schedule['id']}/runNow").json()["RunId"]
-    if app.kind == "conductor":
-        return client.post("/api/workflow", json={"name": app.definitions[0].name}).text
-    body = client.post("/api/v1/execution_results", json={"executionId": 101}).json()
-    return str(body["id"])
+    return STARTS[app.kind](app, http(app))
 
 
 def view(app: EmulatorApp) -> dict[str, Any]:
@@ -66,20 +97,20 @@ def view(app: EmulatorApp) -> dict[str, Any]:
         return app.state()
 
 
+def _runs(app: EmulatorApp) -> list[dict[str, Any]]:
+    key, _ = RUNS[app.kind]
+    return view(app)[key]
+
+
 def run_ids(app: EmulatorApp) -> set[str]:
-    state = view(app)
-    if app.kind == "conductor":
-        return {w["workflowId"] for w in state["workflows"]}
-    return {str(run["id"]) for run in state["runs"]}
+    _, id_key = RUNS[app.kind]
+    return {str(run[id_key]) for run in _runs(app)}
 
 
 def running(app: EmulatorApp) -> set[str]:
-    state = view(app)
-    if app.kind == "leapwork":
-        return {r["id"] for r in state["runs"] if r["status"] != "Finished"}
-    if app.kind == "conductor":
-        return {w["workflowId"] for w in state["workflows"] if w["status"] == "RUNNING"}
-    return {str(r["id"]) for r in state["runs"] if r["status"] != "STATUS_COMPLETED"}
+    _, id_key = RUNS[app.kind]
+    field_name, words = RUNNING[app.kind]
+    return {str(run[id_key]) for run in _runs(app) if run[field_name] in words}
 
 
 KINDS = pytest.mark.parametrize("kind", ["leapwork", "conductor", "testsigma"])

@@ -27,6 +27,7 @@ from runs.status import Status
 
 KEYS = {"leapwork": "leap-key", "conductor": "", "testsigma": "ts-key"}
 SEEDS = {"leapwork": 11, "conductor": 12, "testsigma": 13}  # the demo's seeds
+PATHS = {"leapwork": "", "conductor": "", "testsigma": "/api/v1"}  # the clients' base paths
 
 
 # The catalogue -----------------------------------------------------------------------------------
@@ -76,9 +77,10 @@ def paused(at: datetime) -> Clock:
 
 
 def client(app: EmulatorApp) -> OrchestratorClient:
-    base = "http://emulator/api/v1" if app.kind == "testsigma" else "http://emulator"
     transport = httpx.WSGITransport(app=app)
-    return client_for(app.kind, base, KEYS[app.kind], transport=transport)
+    return client_for(
+        app.kind, f"http://emulator{PATHS[app.kind]}", KEYS[app.kind], transport=transport
+    )
 
 
 def all_runs(kind: str) -> list[RunSnapshot]:
@@ -90,14 +92,13 @@ def all_runs(kind: str) -> list[RunSnapshot]:
         clock=paused(datetime(2026, 6, 1, 9, 0, tzinfo=UTC)),
     )
     reader = client(app)
-    if kind == "testsigma":  # Testsigma lists no runs: take the ids the estate knows
-        ids = [str(run["id"]) for run in app.state()["runs"]]
-    else:
-        ids = [
-            ref.external_id
-            for schedule in reader.list_schedules()
-            for ref in reader.list_runs(schedule.external_id, limit=50)
-        ]
+    ids = [
+        ref.external_id
+        for schedule in reader.list_schedules()
+        for ref in reader.list_runs(schedule.external_id, limit=50)
+    ]
+    # Testsigma lists no runs (Runboard follows the ids it is given): take the estate's own.
+    ids = ids or [str(run["id"]) for run in app.state()["runs"]]
     return [reader.get_run(run_id) for run_id in ids]
 
 

@@ -366,10 +366,7 @@ class LeapworkEmulator(EmulatorApp):
             flows[1].behaviour = "flaky"
             flows[2].behaviour, flows[2].fails_on = "agent", agent_ids[-1]
         for flow in flows:
-            if flow.behaviour in CAUSE_KINDS:
-                # A generator of its own: causes leave the rest of the estate as it was.
-                draw = random.Random(f"{self.seed}:cause:{flow.id}")
-                flow.cause = failure_causes.pick_cause(draw, CAUSE_KINDS[flow.behaviour])
+            flow.cause = self._cause(flow)
             self.flows[flow.id] = flow
 
         names = rng.sample(sorted(VARIABLE_DEFAULTS), rng.randint(2, 3))
@@ -383,6 +380,14 @@ class LeapworkEmulator(EmulatorApp):
             steps,
             variables,
         )
+
+    def _cause(self, flow: Flow) -> str:
+        """Why a flow fails when it does: a cause of the kind its behaviour calls for."""
+        if flow.behaviour not in CAUSE_KINDS:
+            return ""
+        # A generator of its own: causes leave the rest of the estate as it was.
+        draw = random.Random(f"{self.seed}:cause:{flow.id}")
+        return failure_causes.pick_cause(draw, CAUSE_KINDS[flow.behaviour])
 
     def _build_history(self, schedule: Schedule, now: datetime) -> None:
         if self.history <= 0:

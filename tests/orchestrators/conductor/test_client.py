@@ -19,7 +19,7 @@ from runs.orchestrators.base import (
     Unauthorized,
     Unavailable,
 )
-from runs.orchestrators.conductor.client import ConductorClient
+from runs.orchestrators.conductor.client import ConductorClient, _worker_log
 from runs.orchestrators.emulation import Fault, served
 from runs.orchestrators.http import make_client
 from runs.status import Status
@@ -550,3 +550,11 @@ def test_it_works_against_a_separately_served_orkes_flavour_without_auth():
     assert all(r.status == Status.CANCELLED for r in run.results[:-1])
     assert run.results[-1].status == Status.QUEUED
     assert ORKES_KEY not in str(app.requests())
+
+
+def test_it_reads_a_worker_log_given_as_text_or_as_lines():
+    lines = [f"12:00:0{n}.000 WARNING attempt {n}" for n in range(10)]
+    assert _worker_log({"log": lines}) == "\n".join(lines[-8:])
+    assert _worker_log({"logs": "one\ntwo\n"}) == "one\ntwo"
+    assert _worker_log({"passed": False, "error": "boom"}) == ""
+    assert _worker_log(None) == ""
