@@ -1,27 +1,42 @@
 """The core every vendor emulator shares: a WSGI app with a clock, a seeded estate, a request
 log, a fault switch and the `/_emulator/` endpoints, plus a threaded loopback server.
 
+An estate can be kept in a JSON file (`persist`): a later emulator with the same kind and seed
+resumes it, so a restarted demo continues the world Runboard's database already mirrors.
+
 An emulator starts only when asked (`manage.py emulate`, `manage.py demo`, tests).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import json
+import logging
+import os
 import random
 import re
 import socketserver
+import tempfile
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+import types
+import typing
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+logger = logging.getLogger(__name__)
+
 SECRET_HEADERS = frozenset({"accesskey", "authorization", "x-authorization", "cookie"})
+# Bump when a saved estate can no longer be read by this code: older files then start afresh.
+STATE_FORMAT = 1
 
 
 class Clock:
@@ -192,16 +207,121 @@ REASONS = {
 }
 
 
+# Saving an estate as plain JSON -----------------------------------------------------------------
+
+# Objects saved by reference: type -> (its key, the object for a key). An estate's runs point at
+# its plans or cases; saving those by key keeps one object per plan or case after a resume.
+Refs = Mapping[type, tuple[Callable[[Any], Any], Callable[[Any], Any]]]
+
+
+def to_plain(value: Any, refs: Refs | None = None) -> Any:
+    """Dataclasses, datetimes, sets and containers of them as JSON-ready values (a copy)."""
+    refs = refs or {}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if type(value) in refs:
+            return refs[type(value)][0](value)
+        return {f.name: to_plain(getattr(value, f.name), refs) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: to_plain(item, refs) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(item, refs) for item in value]
+    if isinstance(value, set | frozenset):
+        return sorted(to_plain(item, refs) for item in value)
+    return value
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def from_plain(hint: Any, data: Any, refs: Refs | None = None) -> Any:
+    """The inverse of `to_plain`, led by the type hint of what was saved."""
+    refs = refs or {}
+    if data is None or hint is Any:
+        return data
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return from_plain(next(arg for arg in args if arg is not type(None)), data, refs)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if hint in refs:
+            return refs[hint][1](data)
+        hints = _hints(hint)
+        values = {
+            f.name: from_plain(hints[f.name], data[f.name], refs)
+            for f in dataclasses.fields(hint)
+            if f.name in data
+        }
+        return hint(**values)
+    if hint is datetime:
+        return datetime.fromisoformat(data)
+    if hint in (int, float, str, bool):
+        return hint(data)  # JSON object keys come back as text
+    if origin is list:
+        return [from_plain(args[0], item, refs) for item in data]
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_plain(args[0], item, refs) for item in data)
+        return tuple(from_plain(arg, item, refs) for arg, item in zip(args, data, strict=True))
+    if origin in (set, frozenset):
+        return origin(from_plain(args[0], item, refs) for item in data)
+    if origin in (dict, Counter):
+        key_hint, value_hint = args if len(args) == 2 else (args[0], int)
+        return origin(
+            {
+                from_plain(key_hint, k, refs): from_plain(value_hint, v, refs)
+                for k, v in data.items()
+            }
+        )
+    return data
+
+
+def write_atomically(path: Path, payload: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename it over `path`: a reader (or a
+    process killed mid-write) sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(payload)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+@dataclass(frozen=True)
+class Resumption:
+    """What `persist` found: a saved estate it resumed, or a reason to start a new one."""
+
+    resumed: bool
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class EmulatorApp:
     """A vendor emulator: subclasses build an estate from a seed and register routes.
 
     Subclasses implement `build()` (make the estate from `self.rng`), `advance(now)` (move
     runs along the clock), `authorize(request)` (raise HttpError when refused), `routes()`,
-    `state()` and `not_found()` / `method_not_allowed()` in the vendor's error shape.
+    `state()` and `not_found()` / `method_not_allowed()` in the vendor's error shape. To be
+    saved and resumed they name their estate's attributes in `estate_types`, call
+    `mark_changed()` when the clock alone makes something new (a run a schedule starts), and
+    may override `resumed(now)`.
+
+    What is saved: everything a request or a schedule created (ids, counters, the RNG), not
+    what the clock derives from it: an emulator advances a resumed estate to the present.
     """
 
     kind = "emulator"
     served_at = ""  # the loopback URL once a ServedEmulator serves this app
+    # attribute name -> its type, for every attribute that makes up the estate
+    estate_types: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -224,6 +344,10 @@ class EmulatorApp:
         self.log: deque[dict[str, Any]] = deque(maxlen=5000)
         self.faults: list[Fault] = []
         self._fault_rng = random.Random(seed)
+        self.state_path: Path | None = None
+        self._dirty = False
+        self._saver: threading.Thread | None = None
+        self._stop_saving = threading.Event()
         self._routes: list[Route] = []
         self._register_routes()
         self.reset()
@@ -256,6 +380,22 @@ class EmulatorApp:
     def malformed_body(self) -> bytes:
         return b'{"Id": "truncated'
 
+    def estate(self) -> dict[str, Any]:
+        """The estate as plain JSON values (see `estate_types`)."""
+        return {name: to_plain(getattr(self, name)) for name in self.estate_types}
+
+    def restore(self, estate: dict[str, Any]) -> None:
+        """Replace the built estate by a saved one."""
+        for name, hint in self.estate_types.items():
+            setattr(self, name, from_plain(hint, estate[name]))
+
+    def resumed(self, now: datetime) -> None:
+        """Called after `restore`: settle what happened while no emulator was running."""
+
+    def describe(self) -> str:
+        """A few words on the estate's size, for the line that says it was resumed."""
+        return ""
+
     # The core -------------------------------------------------------------------------------
 
     def reset(self) -> None:
@@ -267,6 +407,113 @@ class EmulatorApp:
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    # Saving and resuming --------------------------------------------------------------------
+
+    def mark_changed(self) -> None:
+        """Something was created or changed that the clock alone cannot derive again."""
+        self._dirty = True
+
+    def persist(self, path: Path, *, every: float = 2.0) -> Resumption:
+        """Resume the estate saved at `path` if it is this emulator's, then keep saving it there
+        (after every change, before the answer that reveals it, and every `every` seconds)."""
+        with self.lock:
+            note = self._resume(path)
+            self.state_path = path
+            self.save()
+        if every > 0 and self._saver is None:
+            self._stop_saving.clear()
+            self._saver = threading.Thread(
+                target=self._save_every, args=(every,), daemon=True, name=f"save-{self.kind}"
+            )
+            self._saver.start()
+        return note
+
+    def _resume(self, path: Path) -> Resumption:
+        fresh = f"starting a new {self.kind} estate from seed {self.seed}"
+        try:
+            saved = json.loads(path.read_text())
+        except FileNotFoundError:
+            return Resumption(False, f"No saved {self.kind} estate at {path}: {fresh}.")
+        except (OSError, ValueError) as exc:
+            return Resumption(
+                False, f"The saved {self.kind} estate at {path} cannot be read ({exc}): {fresh}."
+            )
+        if not isinstance(saved, dict):
+            saved = {}
+        found = {key: saved.get(key) for key in ("format", "kind", "seed")}
+        wanted = {"format": STATE_FORMAT, "kind": self.kind, "seed": self.seed}
+        mismatch = [
+            f"{key} {found[key]!r} (not {wanted[key]!r})"
+            for key in wanted
+            if found[key] != wanted[key]
+        ]
+        if mismatch:
+            return Resumption(
+                False, f"The saved estate at {path} has {', '.join(mismatch)}: {fresh}."
+            )
+        try:
+            saved_at = datetime.fromisoformat(saved["saved_at"])
+            self.restore(saved["estate"])
+            self.rng.setstate(_rng_state(saved["rng"]))
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            self.reset()  # whatever the half-read file left behind goes
+            return Resumption(
+                False, f"The saved {self.kind} estate at {path} is damaged ({exc!r}): {fresh}."
+            )
+        # Time never runs backwards for an estate: a stepped clock resumes where it was.
+        behind = (saved_at - self.now()).total_seconds()
+        if behind > 0:
+            self.clock.step(behind)
+        self.resumed(self.now())
+        self.advance(self.now())
+        summary = self.describe()
+        return Resumption(
+            True,
+            f"Resumed the {self.kind} estate saved at {saved['saved_at']} from {path}"
+            + (f" ({summary})." if summary else "."),
+        )
+
+    def save(self) -> None:
+        """Write the estate to `state_path` (if persisting), atomically."""
+        with self.lock:
+            if self.state_path is None:
+                return
+            payload = {
+                "format": STATE_FORMAT,
+                "kind": self.kind,
+                "seed": self.seed,
+                "saved_at": self.now().isoformat(),
+                "options": {"history": self.history, "pace": self.pace, "autorun": self.autorun},
+                "rng": self.rng.getstate(),
+                "estate": self.estate(),
+            }
+            # Written under the lock, so a newer save can never be overtaken by an older one.
+            write_atomically(self.state_path, json.dumps(payload, separators=(",", ":")).encode())
+            self._dirty = False
+
+    def _save_if_changed(self) -> None:
+        if self._dirty and self.state_path is not None:
+            try:
+                self.save()
+            except OSError:
+                logger.exception("could not save the %s estate to %s", self.kind, self.state_path)
+
+    def _save_every(self, seconds: float) -> None:
+        while not self._stop_saving.wait(seconds):
+            with self.lock:
+                # Let schedules start what is due even when nobody asks, and keep that too.
+                self.advance(self.now())
+                self._save_if_changed()
+
+    def close(self) -> None:
+        """Stop saving in the background, after one last save."""
+        self._stop_saving.set()
+        if self._saver is not None:
+            self._saver.join(timeout=5)
+            self._saver = None
+        if self.state_path is not None:
+            self.save()
 
     def _register_routes(self) -> None:
         table: dict[str, Route] = {}
@@ -318,6 +565,11 @@ class EmulatorApp:
             self._record(request)
             fault = self._fault_for(request)
             response = self._with_fault(request, fault) if fault else self._dispatch(request)
+        if request.method != "GET":
+            self.mark_changed()
+        # Saved before the answer goes out: whatever a client learns (a new run id) is on disk.
+        with self.lock:
+            self._save_if_changed()
         payload, content_type = response.encode()
         headers = [("Content-Type", content_type), ("Content-Length", str(len(payload)))]
         headers += [(k, v) for k, v in response.headers.items() if k.lower() != "content-type"]
@@ -419,6 +671,12 @@ class EmulatorApp:
 # Helpers for vendor emulators ------------------------------------------------------------------
 
 
+def _rng_state(saved: Any) -> tuple[Any, ...]:
+    """random.Random.getstate() comes back from JSON as lists; setstate wants tuples."""
+    version, internal, gauss = saved
+    return (version, tuple(internal), gauss)
+
+
 def epoch_ms(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp() * 1000)
 
@@ -478,6 +736,7 @@ class ServedEmulator:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+        self.app.close()
 
     def serve_forever(self) -> None:
         self.server.serve_forever()

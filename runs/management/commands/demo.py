@@ -4,6 +4,10 @@ Migrates, creates the first admin, serves the Leapwork, Conductor and Testsigma 
 loopback (schedules keep starting runs on their own), connects them, starts a background
 worker and the periodic sync, and serves Runboard. Only this command (and `emulate` and the
 tests) ever starts an emulator; the production server never does.
+
+The emulated estates live in the data directory beside the database (`<data dir>/emulators/`),
+so a second demo continues the world the database already mirrors; deleting the data
+directory starts both afresh.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from runs.orchestrators.emulation import ServedEmulator
+from runs.models import Run
+from runs.orchestrators.emulation import EmulatorApp, ServedEmulator
 from runs.orchestrators.registry import emulator_class
 from runs.services.orchestrators import ConnectError, orchestrator_connect
 from runs.tasks import sync_cycle_ensure
@@ -37,14 +42,56 @@ DEMO_ORCHESTRATORS = {
 DEMO_AUTORUN = 240.0
 
 
-def admin_ensure() -> str | None:
-    """Create the first admin user if there is none; return its password (shown once)."""
+def admin_ensure() -> tuple[str, str | None]:
+    """Create the first admin user if there is no superuser yet. Returns the superuser's name
+    and, when it was just created, its password (shown once)."""
     User = get_user_model()
-    if User.objects.filter(is_superuser=True).exists():
-        return None
+    existing = User.objects.filter(is_superuser=True).order_by("pk").first()
+    if existing is not None:
+        return existing.get_username(), None
     password = secrets.token_urlsafe(12)
     User.objects.create_superuser("admin", "admin@example.com", password)
-    return password
+    return "admin", password
+
+
+def admin_lines(username: str, password: str | None) -> list[str]:
+    """What the demo says about the user to log in with."""
+    if password:
+        return [
+            f"Created user '{username}' with password: {password}",
+            "It is shown only this once.",
+        ]
+    return [
+        f"Reusing the existing user '{username}' (its password is not shown again).",
+        f"Forgot it? Set a new one: python manage.py changepassword {username}",
+    ]
+
+
+def emulator_state_dir() -> Path:
+    """Where the demo keeps its emulated estates: beside the embedded database."""
+    return Path(settings.DATA_DIR) / "emulators"
+
+
+def demo_emulator(kind: str, *, scale: float, state_dir: Path) -> tuple[EmulatorApp, str]:
+    """The demo's emulator of `kind`, resumed from `state_dir` when a saved estate is there,
+    and the sentence that says whether it was."""
+    name, seed, credential, history, pace = DEMO_ORCHESTRATORS[kind]
+    app = emulator_class(kind)(
+        seed=seed,
+        credential=credential,
+        history=max(1, round(history * scale)),
+        pace=pace,
+        autorun=DEMO_AUTORUN,
+    )
+    found = app.persist(state_dir / f"{kind}.json")
+    note = found.message
+    if not found.resumed and Run.objects.filter(orchestrator__name=name).exists():
+        # The database mirrors a world this new estate does not continue.
+        note += (
+            f" The database still holds {name}'s runs from the earlier one: for a consistent"
+            f" demo, stop it and delete {Path(settings.DATA_DIR)}."
+        )
+    return app, note
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -82,10 +129,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGINT, _interrupt)
         call_command("migrate", interactive=False, verbosity=0)
-        password = admin_ensure()
-        if password:
-            self.stdout.write(self.style.SUCCESS(f"Created user 'admin' with password: {password}"))
-            self.stdout.write("It is shown only this once.")
+        username, password = admin_ensure()
+        for line in admin_lines(username, password):
+            self.stdout.write(self.style.SUCCESS(line) if password else line)
         ports = [int(p) for p in emulator_ports.split(",")]
         emulators = self._start_emulators(ports, scale)
         worker = None
@@ -124,16 +170,10 @@ class Command(BaseCommand):
 
     def _start_emulators(self, ports: list[int], scale: float) -> dict[str, ServedEmulator]:
         emulators = {}
-        for (kind, (_name, seed, credential, history, pace)), port in zip(
-            DEMO_ORCHESTRATORS.items(), ports, strict=True
-        ):
-            app = emulator_class(kind)(
-                seed=seed,
-                credential=credential,
-                history=max(1, round(history * scale)),
-                pace=pace,
-                autorun=DEMO_AUTORUN,
-            )
+        state_dir = emulator_state_dir()
+        for kind, port in zip(DEMO_ORCHESTRATORS, ports, strict=True):
+            app, note = demo_emulator(kind, scale=scale, state_dir=state_dir)
+            self.stdout.write(note)
             emulators[kind] = ServedEmulator(app, port).start()
             self.stdout.write(f"{kind} emulator at {emulators[kind].base_url}")
         return emulators

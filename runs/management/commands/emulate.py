@@ -1,7 +1,12 @@
-"""`manage.py emulate KIND --port N`: serve one vendor emulator on 127.0.0.1 until stopped."""
+"""`manage.py emulate KIND --port N`: serve one vendor emulator on 127.0.0.1 until stopped.
+
+With `--state FILE` the estate is resumed from FILE (when it holds one of the same kind and
+seed) and kept saved there, as the demo does.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -28,6 +33,13 @@ class Command(BaseCommand):
             default=0.0,
             help="Mean seconds between runs each schedule starts on its own (0: never).",
         )
+        parser.add_argument(
+            "--state",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help="Resume the estate saved in FILE (same kind and seed) and keep saving it there.",
+        )
 
     def handle(self, *args: Any, kind: str, port: int, **options: Any) -> None:
         app = emulator_class(kind)(
@@ -37,6 +49,8 @@ class Command(BaseCommand):
             pace=options["pace"],
             autorun=options["autorun"],
         )
+        if options["state"] is not None:
+            self.stdout.write(app.persist(options["state"]).message)
         served = ServedEmulator(app, port)
         self.stdout.write(f"{app.kind} emulator at {served.base_url}", ending="\n")
         for line in app.banner():
@@ -48,3 +62,4 @@ class Command(BaseCommand):
             pass
         finally:
             served.server.server_close()
+            app.close()  # the last save, when persisting

@@ -36,6 +36,9 @@ from runs.orchestrators.http import Http, expect, parse_json
 from runs.status import Status, conductor_task_status, conductor_workflow_status
 
 MAX_SEARCH_SIZE = 5000  # conductor.md: search size over 5000 is refused
+# Where a worker's log may sit in a task's outputData (the worker decides), and how much to keep.
+WORKER_LOG_KEYS = ("log", "logs")
+LOG_LINES = 8
 
 
 @dataclass(frozen=True)
@@ -460,11 +463,12 @@ class ConductorClient(OrchestratorClient):
         finished = _time(task.get("endTime"), "task endTime")
         worker = _str(task.get("workerId"))
         def_name = _str(task.get("taskDefName"))
+        status = conductor_task_status(word)
         return ResultSnapshot(
             external_id=expect(task.get("taskId"), str, "taskId"),
             case_key=ref,
             case_title=ref,
-            status=conductor_task_status(word),
+            status=status,
             vendor_status=word,
             # Two definitions may share a reference name: the test case is both.
             case_external_id=f"{workflow_name}/{ref}" if workflow_name else ref,
@@ -476,6 +480,7 @@ class ConductorClient(OrchestratorClient):
             finished_at=finished,
             duration=finished - started if started and finished else None,
             message=_str(task.get("reasonForIncompletion")),
+            log_excerpt=_worker_log(task.get("outputData")) if status.is_failure else "",
             seq=_int(task.get("seq", 0), "seq"),
             retry_count=_int(task.get("retryCount", 0), "retryCount"),
             input=_mapping(task.get("inputData"), "task inputData"),
@@ -529,6 +534,23 @@ def _time(value: Any, what: str) -> datetime | None:
         return datetime.fromtimestamp(ms / 1000, UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise ProtocolError(f"{what}: time out of range {value!r}") from exc
+
+
+def _worker_log(output: Any) -> str:
+    """The log a worker left in the task's outputData (conductor.md: a task field whose content
+    the worker decides): the last lines of `log` or `logs`, a string or a list of lines."""
+    if not isinstance(output, dict):
+        return ""
+    for key in WORKER_LOG_KEYS:
+        value = output.get(key)
+        if isinstance(value, str) and value.strip():
+            lines = value.strip().splitlines()
+        elif isinstance(value, list) and value:
+            lines = [str(line) for line in value]
+        else:
+            continue
+        return "\n".join(lines[-LOG_LINES:])
+    return ""
 
 
 def _mapping(value: Any, what: str) -> dict[str, Any]:

@@ -3,6 +3,11 @@
 Facts from /work/shared/api/conductor.md. Workflow definitions are sequential pipelines of
 SIMPLE tasks, each task a test case that a worker runs in `pace` seconds. Executions move on
 the emulator clock, lazily, when a request arrives.
+
+A failing task says why in `reasonForIncompletion` and leaves its worker's log in
+`outputData.log` (workers write what they like into outputData): the cause comes from the shared
+catalogue (failure_causes.py). Flaky tasks fail on some first attempts; worker-bound ones on
+one worker; now and then a service is down for an execution's first pass.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
+from runs.orchestrators import failure_causes
 from runs.orchestrators.emulation import (
     BadJson,
     Clock,
@@ -76,13 +82,6 @@ CHECKS = (
     "persists",
     "audit_log",
 )
-FLAKY_MESSAGES = (
-    "TimeoutError: element '#submit' not clickable after 10s",
-    "StaleElementReferenceException: element is not attached to the page document",
-    "ConnectionResetError: [Errno 104] Connection reset by peer",
-)
-WORKER_MESSAGE = "Chrome failed to start on {worker}: DevToolsActivePort file doesn't exist"
-BROKEN_MESSAGE = "AssertionError: response field 'total' is missing (schema v2)"
 TIMEOUT_MESSAGE = (
     "Task timed out after 60 seconds. Timeout configured as 60 seconds. "
     "Timeout policy configured to TIME_OUT_WF"
@@ -90,6 +89,7 @@ TIMEOUT_MESSAGE = (
 FLAKY_RATE = 0.15  # chance a flaky task fails on its first attempt in an execution
 TIMEOUT_RATE = 0.06  # executions where one task times out on its first attempt
 TERMINATE_RATE = 0.05  # history executions somebody terminated
+OUTAGE_RATE = 0.05  # executions whose first pass meets a service that is down
 USERS = ("maria.lopez@example.com", "dev.ops@example.com", "qa.lead@example.com")
 
 
@@ -101,7 +101,7 @@ class TaskPlan:
     ref: str
     behaviour: str = "pass"  # pass | flaky | worker | broken
     bad_worker: str = ""
-    message: str = ""
+    cause: str = ""  # failure_causes key, for tasks that can fail
 
 
 @dataclass
@@ -153,6 +153,7 @@ class Execution:
     created: int = 0  # task ids made so far, for deterministic ids
     runs: Counter[str] = field(default_factory=Counter)  # attempts started per reference name
     timeout_ref: str = ""  # the task that times out on its first attempt, if any
+    outage: str = ""  # the service that is down until somebody reruns, retries or restarts
 
     @property
     def id(self) -> str:
@@ -175,6 +176,12 @@ def iso_ms(ms: int | None) -> str | None:
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def _clock_ms(ms: int) -> str:
+    """A worker log's time of day: HH:MM:SS.mmm (UTC)."""
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return moment.strftime("%H:%M:%S.") + f"{ms % 1000:03d}"
 
 
 def _reopen(wf: dict[str, Any], now_ms: int, **changes: Any) -> None:
@@ -201,6 +208,19 @@ class ConductorEmulator(EmulatorApp):
     ongoing workflows rerun). A credential `keyId:keySecret` turns on Orkes token auth."""
 
     kind = "conductor"
+    estate_types: ClassVar[dict[str, Any]] = {
+        "built_ms": int,
+        "workers": list[str],
+        "definitions": list[Definition],
+        "executions": dict[str, Execution],
+        "_active": set[str],
+        "_order": list[str],
+        "_started": int,
+        "tokens": dict[str, int],
+        "_issued": int,
+        "_auto_next": dict[str, int],
+        "_auto_count": Counter[str],
+    }
 
     def __init__(
         self,
@@ -264,7 +284,7 @@ class ConductorEmulator(EmulatorApp):
             if index == 0:
                 # Version 2 adds a check that is broken since it shipped: a regression.
                 check = f"{areas[0]}_schema_v2"
-                broken = TaskPlan(check, check, "broken", "", BROKEN_MESSAGE)
+                broken = TaskPlan(check, check, "broken", "", "assertion-value")
                 plan2 = [*plan[:-1], broken, plan[-1]]
                 since = now_ms - int(timedelta(days=2).total_seconds() * 1000)
                 self.definitions.append(Definition(name, 2, description, plan2, since))
@@ -283,14 +303,14 @@ class ConductorEmulator(EmulatorApp):
         plan = [TaskPlan(name, name) for name in ("setup_env", "login", *middle, "teardown")]
         for task in rng.sample(plan[2:-1], min(2, len(plan) - 3)):
             task.behaviour = "flaky"
-            task.message = rng.choice(FLAKY_MESSAGES)
+            task.cause = failure_causes.pick_cause(rng, failure_causes.TRANSIENT)
         if rng.random() < 0.6:
             candidates = [task for task in plan[2:-1] if task.behaviour == "pass"]
             if candidates:
                 task = rng.choice(candidates)
                 task.behaviour = "worker"
                 task.bad_worker = rng.choice(self.workers)
-                task.message = WORKER_MESSAGE.format(worker=task.bad_worker)
+                task.cause = failure_causes.pick_cause(rng, failure_causes.AGENT)
         return plan
 
     def _build_history(self, name: str, now_ms: int) -> None:
@@ -391,6 +411,10 @@ class ConductorEmulator(EmulatorApp):
             execution.timeout_ref = (
                 self._draw("timeout-ref", workflow_id).choice(definition.tasks).ref
             )
+        outage = self._draw("outage", workflow_id)
+        if outage.random() < OUTAGE_RATE:
+            services = sorted({failure_causes.subject_of(t.name).service for t in definition.tasks})
+            execution.outage = outage.choice(services)
         self.executions[workflow_id] = execution
         self._order.append(workflow_id)
         self._active.add(workflow_id)
@@ -453,37 +477,57 @@ class ConductorEmulator(EmulatorApp):
         )
 
     def _outcome(self, execution: Execution, task: dict[str, Any]) -> tuple[str, str]:
-        """(status, reason) of the attempt a worker just finished."""
+        """(status, cause) of the attempt a worker just finished; TIMEOUT: Conductor's own."""
         ref = task["referenceTaskName"]
         attempt = execution.runs[ref]
         plan = self._plan_for(execution, ref)
         if ref == execution.timeout_ref and attempt == 1:
-            return "TIMED_OUT", TIMEOUT_MESSAGE
-        if plan is None or plan.behaviour == "pass":
+            return "TIMED_OUT", "TIMEOUT"
+        if plan is None:
             return "COMPLETED", ""
         if plan.behaviour == "broken":
-            return "FAILED", plan.message
+            return "FAILED", plan.cause
         if plan.behaviour == "worker":
             failed = task["workerId"] == plan.bad_worker
-            return ("FAILED", plan.message) if failed else ("COMPLETED", "")
+            return ("FAILED", plan.cause) if failed else ("COMPLETED", "")
+        if execution.outage and failure_causes.subject_of(plan.name).service == execution.outage:
+            return "FAILED", "env-outage"
         # flaky: only ever the first attempt in an execution, and not every time
-        fails = attempt == 1 and self._draw("flaky", execution.id, ref).random() < FLAKY_RATE
-        return ("FAILED", plan.message) if fails else ("COMPLETED", "")
+        flaky = plan.behaviour == "flaky" and attempt == 1
+        if flaky and self._draw("flaky", execution.id, ref).random() < FLAKY_RATE:
+            return "FAILED", plan.cause
+        return "COMPLETED", ""
+
+    def failure(self, task: dict[str, Any], cause: str) -> failure_causes.Failure:
+        """This occurrence of a task's failure cause: its details drawn from the task id."""
+        return failure_causes.failure(
+            cause or "assertion-value",
+            task["taskDefName"],
+            self._draw("failure", task["taskId"]),
+            env=str(task["inputData"].get("env") or "staging"),
+            agent=task.get("workerId") or "",
+        )
 
     def _finish_task(self, execution: Execution, task: dict[str, Any], at_ms: int) -> None:
-        status, reason = self._outcome(execution, task)
-        passed = status == "COMPLETED"
-        task.update(
-            status=status,
-            endTime=at_ms,
-            updateTime=at_ms,
-            executed=True,
-            reasonForIncompletion=reason or None,
-            outputData={"passed": True, "assertions": 3 + len(task["taskDefName"]) % 7}
-            if passed
-            else {"passed": False, "error": reason},
-        )
+        status, cause = self._outcome(execution, task)
+        task.update(status=status, endTime=at_ms, updateTime=at_ms, executed=True)
         execution.wf["updateTime"] = at_ms
+        if status == "COMPLETED":
+            task["outputData"] = {"passed": True, "assertions": 3 + len(task["taskDefName"]) % 7}
+            return
+        if status == "TIMED_OUT":  # the server gave up on the worker: no output, no log
+            task["reasonForIncompletion"] = TIMEOUT_MESSAGE
+            return
+        found = self.failure(task, cause)
+        span = max(1, at_ms - task["startTime"])
+        log = [
+            f"{_clock_ms(task['startTime'] + span * (n + 1) // len(found.log))} "
+            f"{line.level.upper():<7} {line.text}"
+            for n, line in enumerate(found.log)
+        ]
+        task["reasonForIncompletion"] = found.message
+        # Workers write their own output; these log lines are what Runboard shows as excerpt.
+        task["outputData"] = {"passed": False, "error": found.message, "log": log}
 
     def _progress(self, execution: Execution, now_ms: int) -> None:
         """Move one execution along to `now_ms`; every step happens at its own time."""
@@ -582,10 +626,25 @@ class ConductorEmulator(EmulatorApp):
                         correlation_id=f"scheduled-{name}-{number}",
                         created_by="",
                     )
+                    self.mark_changed()
                     started += 1
                 self._auto_count[name] += 1
                 due += self._auto_gap(name, number + 1)
             self._auto_next[name] = due
+
+    def resumed(self, now: datetime) -> None:
+        # The cluster was off while no emulator ran: nothing was started on schedule meanwhile.
+        # Executions in flight carry on from where they were and finish as the clock says.
+        if self.autorun <= 0:
+            return
+        now_ms = _ms(now)
+        for definition in self.latest_definitions():
+            name = definition.name
+            if self._auto_next.get(name, 0) <= now_ms:
+                self._auto_next[name] = now_ms + self._auto_gap(name, self._auto_count[name])
+
+    def describe(self) -> str:
+        return f"{len(self.executions)} executions, {len(self._active)} running"
 
     # Auth and errors ------------------------------------------------------------------------
 
@@ -979,6 +1038,7 @@ class ConductorEmulator(EmulatorApp):
                 if task["status"] in ("SCHEDULED", "IN_PROGRESS"):
                     task.update(status="CANCELED", endTime=now_ms, updateTime=now_ms)
         _reopen(wf, now_ms)
+        execution.outage = ""  # whoever reruns it, the outage is over by then
         self._active.add(workflow_id)
         if target is None:
             if self.orkes:
@@ -1052,6 +1112,7 @@ class ConductorEmulator(EmulatorApp):
             )
         now_ms = _ms(self.now())
         _reopen(wf, now_ms, lastRetriedTime=now_ms)
+        execution.outage = ""
         for old in sorted(retriable.values(), key=lambda t: t["seq"]):
             old["retried"] = True
             copy = dict(old)
@@ -1094,6 +1155,7 @@ class ConductorEmulator(EmulatorApp):
         execution.tasks.clear()
         execution.barrier = 0
         _reopen(wf, now_ms, createTime=now_ms, lastRetriedTime=0, output={})
+        execution.outage = ""
         execution.resume_ms = now_ms
         self._active.add(workflow_id)
         return Response(204)

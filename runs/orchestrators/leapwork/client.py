@@ -44,7 +44,7 @@ from runs.status import Status, leapwork_item_status, leapwork_run_status
 TEMPORARY_TITLE = re.compile(r"^Run flow .+ on .+$")
 TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d+):(\d{2}):(\d{2})(?:\.(\d{1,7}))?$")
 DOTNET_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
-LOG_LINES = 5
+LOG_LINES = 8
 
 
 @dataclass(frozen=True)
@@ -522,15 +522,18 @@ def _run_id(response: httpx.Response) -> str:
 
 
 def log_excerpt(frames: list[Keyframe]) -> tuple[str, str]:
-    """The failure message and a short log: failure lines, else the last non-Trace lines."""
+    """The failure message and a short log: failure lines and the warnings that led to them
+    (retries, slow pages), else the last non-Trace lines."""
     lines = [f for f in frames if f.level.lower() != "trace" and f.message]
     failing = [
         f
         for f in lines
-        if f.level.lower() in {"error", "fatal"} or leapwork_item_status(f.status).is_failure
+        if f.level.lower() in {"error", "fatal", "warning"}
+        or leapwork_item_status(f.status).is_failure
     ]
     chosen = (failing or lines)[-LOG_LINES:]
-    errors = [f for f in failing if f.level.lower() in {"error", "fatal"}] or failing
+    errors = [f for f in failing if f.level.lower() in {"error", "fatal"}]
+    errors = errors or [f for f in failing if f.level.lower() != "warning"] or failing
     message = errors[0].message if errors else ""
     excerpt = "\n".join(
         f"[{f.level}] {f.block}: {f.message}" if f.block else f"[{f.level}] {f.message}"

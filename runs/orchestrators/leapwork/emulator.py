@@ -4,7 +4,9 @@ The estate (schedules with RunListSteps, flows, agents, schedule variables, past
 from the seed. Runs move along the emulator's clock: Queued briefly, then Executing one run
 item after another (each `pace` seconds: NoStatus -> Running -> its outcome), then Finished.
 Outcomes: most flows pass, some always fail, some fail only on one agent, and flaky ones fail
-on a first attempt and pass when run again (reRun, reRunOnAgents, Run Flow by Id).
+on some first attempts and pass when run again (reRun, reRunOnAgents, Run Flow by Id); now and
+then a service is down for a whole run and every flow that needs it fails. Each failing flow
+has a cause from the shared catalogue (failure_causes.py), rendered into its keyframes.
 
 `legacy_forms=True` answers the other documented forms (RunItemsIds, Pass, EnvironmentInfo,
 AutomationRunId, reRunOnAgents as a bare text id, status and stop only under schedules/).
@@ -16,8 +18,9 @@ import random
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, ClassVar
 
+from runs.orchestrators import failure_causes
 from runs.orchestrators.emulation import (
     BadJson,
     EmulatorApp,
@@ -107,11 +110,25 @@ VARIABLE_DEFAULTS = {
     "Locale": "en-US",
     "UserName": "qa.robot@example.com",
 }
-FAILURE_REASONS = {
-    "fail": "Could not find web element 'Place order' within 30 seconds",
-    "agent": "Browser crashed on agent {agent}: session not created",
-    "flaky": "Web element 'Loading spinner' still visible after 20 seconds",
+FLAKY_RATE = 0.4  # chance a flaky flow fails on a first attempt
+OUTAGE_RATE = 0.06  # chance a service is down for a whole (first-attempt) run
+CAUSE_KINDS = {
+    "fail": failure_causes.ALWAYS,
+    "agent": failure_causes.AGENT,
+    "flaky": failure_causes.TRANSIENT,
 }
+# The Leapwork block a cause's log lines come from.
+CAUSE_BLOCKS = {
+    "env-outage": "Call web service",
+    "page-timeout": "Start web browser",
+    "auth-expired": "Call web service",
+    "locator-changed": "Click web element",
+    "assertion-value": "Compare values",
+    "data-missing": "Read data",
+    "browser-crash": "Start web browser",
+    "disk-full": "Capture screenshot",
+}
+LEVELS = {"info": "Info", "warning": "Warning", "error": "Error"}
 
 
 @dataclass
@@ -131,6 +148,7 @@ class Flow:
     behaviour: str = "pass"  # pass | fail | agent | flaky
     fails_on: str = ""  # the agent an "agent" flow fails on
     failure_word: str = "Failed"
+    cause: str = ""  # failure_causes key, for flows that can fail
 
 
 @dataclass
@@ -178,6 +196,7 @@ class Item:
     end: datetime
     outcome: str
     status: str = "NoStatus"
+    cause: str = ""  # why it fails, when its outcome is a failure
 
 
 @dataclass
@@ -241,6 +260,14 @@ class LeapworkEmulator(EmulatorApp):
     """The Leapwork controller API on the emulation core."""
 
     kind = "leapwork"
+    estate_types: ClassVar[dict[str, Any]] = {
+        "agents": dict[str, Agent],
+        "flows": dict[str, Flow],
+        "schedules": dict[str, Schedule],
+        "runs": dict[str, Run],
+        "active": set[str],
+        "folders": dict[str, str],
+    }
 
     def __init__(
         self, *, legacy_forms: bool = False, utc_offset_minutes: int = 60, **kwargs: Any
@@ -339,6 +366,7 @@ class LeapworkEmulator(EmulatorApp):
             flows[1].behaviour = "flaky"
             flows[2].behaviour, flows[2].fails_on = "agent", agent_ids[-1]
         for flow in flows:
+            flow.cause = self._cause(flow)
             self.flows[flow.id] = flow
 
         names = rng.sample(sorted(VARIABLE_DEFAULTS), rng.randint(2, 3))
@@ -352,6 +380,14 @@ class LeapworkEmulator(EmulatorApp):
             steps,
             variables,
         )
+
+    def _cause(self, flow: Flow) -> str:
+        """Why a flow fails when it does: a cause of the kind its behaviour calls for."""
+        if flow.behaviour not in CAUSE_KINDS:
+            return ""
+        # A generator of its own: causes leave the rest of the estate as it was.
+        draw = random.Random(f"{self.seed}:cause:{flow.id}")
+        return failure_causes.pick_cause(draw, CAUSE_KINDS[flow.behaviour])
 
     def _build_history(self, schedule: Schedule, now: datetime) -> None:
         if self.history <= 0:
@@ -385,15 +421,35 @@ class LeapworkEmulator(EmulatorApp):
             for agent_id in step.agent_ids
         ]
 
-    def _outcome(self, flow: Flow, agent_id: str, rerun: bool) -> str:
+    def _outcome(
+        self, flow: Flow, item_id: str, agent_id: str, down: str | None
+    ) -> tuple[str, str]:
+        """(status, cause) of a run item; `down` is the service that is down for its run."""
         passed = "Pass" if self.legacy_forms else "Passed"
         if flow.behaviour == "fail":
-            return flow.failure_word
+            return flow.failure_word, flow.cause
         if flow.behaviour == "agent" and agent_id == flow.fails_on:
-            return "Failed"
-        if flow.behaviour == "flaky" and not rerun:
-            return "Failed"
-        return passed
+            return "Failed", flow.cause
+        if down and failure_causes.subject_of(flow.title).service == down:
+            return "Failed", "env-outage"
+        # A flaky flow fails on some first attempts (`down` is None on a rerun) and no rerun.
+        first = down is not None
+        flakes = random.Random(f"{self.seed}:flaky:{item_id}").random() < FLAKY_RATE
+        if flow.behaviour == "flaky" and first and flakes:
+            return "Failed", flow.cause
+        return passed, ""
+
+    def _down(self, run_id: str, plan: list[tuple[str, str, str]], rerun: bool) -> str | None:
+        """The service down for a whole run ("" none; None: a rerun, where nothing flakes)."""
+        if rerun:
+            return None
+        draw = random.Random(f"{self.seed}:outage:{run_id}")
+        if draw.random() >= OUTAGE_RATE:
+            return ""
+        services = sorted(
+            {failure_causes.subject_of(self.flows[f].title).service for _, f, _ in plan}
+        )
+        return draw.choice(services) if services else ""
 
     def _start_run(
         self,
@@ -409,14 +465,15 @@ class LeapworkEmulator(EmulatorApp):
     ) -> Run:
         run_id = seeded_uuid(self.rng)
         queued_until = created + timedelta(seconds=self.queue_seconds)
-        rerun = trigger in {"rerun", "rerun_on_agents", "run_flow"}
+        down = self._down(run_id, plan, trigger in {"rerun", "rerun_on_agents", "run_flow"})
         pace = timedelta(seconds=self.pace)
         items = []
         for number, (step_id, flow_id, agent_id) in enumerate(plan):
             start = queued_until + pace * number
-            outcome = self._outcome(self.flows[flow_id], agent_id, rerun)
+            item_id = seeded_uuid(self.rng)
+            outcome, cause = self._outcome(self.flows[flow_id], item_id, agent_id, down)
             item = Item(
-                seeded_uuid(self.rng),
+                item_id,
                 run_id,
                 step_id,
                 flow_id,
@@ -424,6 +481,7 @@ class LeapworkEmulator(EmulatorApp):
                 start,
                 start + pace,
                 outcome,
+                cause=cause,
             )
             items.append(item)
             self.items[item.id] = item
@@ -491,9 +549,29 @@ class LeapworkEmulator(EmulatorApp):
                     trigger="scheduled",
                     variables=dict(schedule.variables),
                 )
+                self.mark_changed()
                 schedule.auto_count += 1
                 jitter = random.Random(f"{self.seed}:{schedule.id}:{schedule.auto_count}")
                 schedule.next_auto += every * jitter.uniform(0.75, 1.25)
+
+    def restore(self, estate: dict[str, Any]) -> None:
+        super().restore(estate)
+        # One Item object per run item, shared by its run and the id index, as when built.
+        self.items = {item.id: item for run in self.runs.values() for item in run.items}
+
+    def resumed(self, now: datetime) -> None:
+        # The controller was off while no emulator ran: its schedules did not fire meanwhile.
+        # Runs that were in flight keep their timeline and have finished if it has passed.
+        if self.autorun <= 0:
+            return
+        for schedule in self.schedules.values():
+            if schedule.temporary or (schedule.next_auto and schedule.next_auto > now):
+                continue
+            jitter = random.Random(f"{self.seed}:{schedule.id}:resumed:{schedule.auto_count}")
+            schedule.next_auto = now + timedelta(seconds=self.autorun * jitter.uniform(0.5, 1.5))
+
+    def describe(self) -> str:
+        return f"{len(self.runs)} runs, {len(self.active)} in flight"
 
     def _stop(self, run: Run) -> bool:
         now = self.now()
@@ -664,6 +742,31 @@ class LeapworkEmulator(EmulatorApp):
         )
         return body
 
+    def failure(self, item: Item) -> failure_causes.Failure:
+        """What went wrong in a failed run item: its cause, with this occurrence's details."""
+        run = self.runs[item.run_id]
+        return failure_causes.failure(
+            item.cause or "assertion-value",
+            self.flows[item.flow_id].title,
+            random.Random(f"{self.seed}:failure:{item.id}"),
+            env=run.variables.get("Environment", VARIABLE_DEFAULTS["Environment"]),
+            agent=self.agents[item.agent_id].title,
+            browser=run.variables.get("Browser", VARIABLE_DEFAULTS["Browser"]),
+        )
+
+    def _failure_frames(self, item: Item) -> list[tuple[datetime, str, str, str, str]]:
+        found = self.failure(item)
+        block = CAUSE_BLOCKS.get(found.cause, "Run flow")
+        span = item.end - item.start
+        frames = []
+        for number, line in enumerate(found.log):
+            at = item.start + span * (0.75 + 0.25 * number / len(found.log))
+            status = item.status if line.level == "error" else "Running"
+            frames.append((at, LEVELS[line.level], status, line.text, block))
+        frames[-1] = (item.end, *frames[-1][1:])
+        frames.append((item.end, "Info", item.status, "Flow failed", "Fail"))
+        return frames
+
     def _keyframes(self, item: Item) -> list[dict[str, Any]]:
         if item.status == "NoStatus":
             return []
@@ -706,9 +809,8 @@ class LeapworkEmulator(EmulatorApp):
         now = self.now()
         frames = [frame for frame in frames if frame[0] <= now]
         if item.status in FAILING:
-            reason = FAILURE_REASONS[flow.behaviour].format(agent=agent.title)
-            frames.append((item.end, "Error", item.status, reason, "Find web element"))
-            frames.append((item.end, "Info", item.status, "Flow failed", "Fail"))
+            frames = [frame for frame in frames if frame[0] < item.start + span * 0.7]
+            frames += self._failure_frames(item)
         elif item.status == "Cancelled":
             frames.append((item.end, "Warning", "Cancelled", "The run was stopped", "Stop"))
         elif item.status in TERMINAL:

@@ -16,15 +16,18 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
+from xml.etree import ElementTree
 
 import httpx
 
 from runs.orchestrators.base import (
     AgentSnapshot,
+    BadRequest,
     CallResult,
     Capabilities,
     CaseTarget,
     IterationSnapshot,
+    NotFound,
     OrchestratorClient,
     PlannedCall,
     ProtocolError,
@@ -44,6 +47,7 @@ from runs.status import (
 )
 
 API_PREFIX = "/api/v1"
+LOG_LINES = 8  # the last lines of a failure's log kept as its excerpt
 
 # testsigma.md: reRunType (the Community Edition also knows the last one).
 RE_RUN_TYPES = (
@@ -124,7 +128,30 @@ class TestsigmaClient(OrchestratorClient):
 
     def get_run(self, run_id: str) -> RunSnapshot:
         run = self.result(run_id)
-        return replace(run, results=self.case_results(run_id))
+        results = self.case_results(run_id)
+        if any(result.status.is_failure for result in results):
+            results = self._with_report_logs(run_id, results)
+        return replace(run, results=results)
+
+    def _with_report_logs(
+        self, run_id: str, results: tuple[ResultSnapshot, ...]
+    ) -> tuple[ResultSnapshot, ...]:
+        """Failed case results with the log their `<failure>` carries in the JUnit report: the
+        case results themselves document only a message."""
+        try:
+            failures = junit_failures(self.junit(run_id))
+        except (NotFound, BadRequest, ProtocolError):
+            return results  # no report to read: the results stand without their logs
+        found = []
+        for result in results:
+            message, log = failures.get((result.suite, result.case_title), ("", ""))
+            if result.status.is_failure and (message or log):
+                lines = log.splitlines()[-LOG_LINES:]
+                result = replace(
+                    result, message=result.message or message, log_excerpt="\n".join(lines)
+                )
+            found.append(result)
+        return tuple(found)
 
     def run_now(
         self,
@@ -413,6 +440,27 @@ def _iteration(entry: Any, result_id: str) -> IterationSnapshot:
         status=testsigma_result_status(result),
         vendor_status=result or "",
     )
+
+
+def junit_failures(xml: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(suite, case name) -> (message, log text) of every failed or errored JUnit test case."""
+    if "<!DOCTYPE" in xml or "<!ENTITY" in xml:
+        # A JUnit report needs no DTD; refusing one keeps entity expansion out of the parser.
+        raise ProtocolError("JUnit report with a DTD")
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError as exc:
+        raise ProtocolError(f"JUnit report: {exc}") from exc
+    failures = {}
+    for case in root.iter("testcase"):
+        failed = case.find("failure")
+        if failed is None:
+            failed = case.find("error")
+        if failed is None:
+            continue
+        key = (case.get("classname", ""), case.get("name", ""))
+        failures[key] = (failed.get("message", ""), (failed.text or "").strip())
+    return failures
 
 
 def _environment(item: Any) -> EnvironmentSnapshot:

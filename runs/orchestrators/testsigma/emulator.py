@@ -16,6 +16,9 @@ Choices where testsigma.md leaves room (each kept in one place below):
   source's buildNo and environmentId; runtimeData is only sent with a trigger.
 - `result` words are SUCCESS / FAILURE (what the API answers); `prose_results=True` answers
   the docs' prose PASSED / FAILED instead, so the client is tested against both.
+- A failed case result's `message` says why (a cause from the shared catalogue,
+  failure_causes.py, that fits the case); its log lines are the body of its `<failure>` in the
+  JUnit report. Now and then a service is down for a whole run (not a rerun).
 """
 
 from __future__ import annotations
@@ -24,17 +27,21 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
+from runs.orchestrators import failure_causes
 from runs.orchestrators.emulation import (
     BadJson,
     Clock,
     EmulatorApp,
     HttpError,
+    Refs,
     Request,
     Response,
     epoch_ms,
+    from_plain,
     json_response,
+    to_plain,
 )
 
 PREFIX = "/api/v1"
@@ -181,15 +188,22 @@ ENVIRONMENTS = (
 
 USERS = ("priya.sharma@example.com", "marco.rossi@example.com", "lena.fischer@example.com")
 
-FAILURE_MESSAGES = (
-    "Element 'Pay now' was not found on the page within 30 seconds",
-    "Expected text 'Order confirmed' but found 'Something went wrong'",
-    "Assertion failed: cart total 41.98 is not 39.98",
-    "Element 'Search results' is not visible",
-)
+# The catalogue's kind of cause for each way a case can fail.
+CAUSE_KINDS = {
+    "fail": failure_causes.ALWAYS,
+    "iteration": failure_causes.ALWAYS,
+    "machine": failure_causes.AGENT,
+    "flaky": failure_causes.TRANSIENT,
+    "iteration_flaky": failure_causes.TRANSIENT,
+}
+OUTAGE_RATE = 0.06  # chance a service is down for a whole run (reruns come later: never)
 
 
 # The estate ---------------------------------------------------------------------------------
+
+
+def _id_of(thing: Any) -> int:
+    return thing.id
 
 
 @dataclass
@@ -210,7 +224,7 @@ class Case:
     bad_machine_id: int | None = None
     sets: tuple[str, ...] = ()
     bad_set: str = ""
-    message: str = ""
+    cause: str = ""  # failure_causes key, for cases that can fail
 
     @property
     def is_data_driven(self) -> bool:
@@ -254,6 +268,8 @@ class CaseRun:
     start: datetime | None = None
     end: datetime | None = None
     message: str = ""
+    cause: str = ""  # why it fails, when it does
+    log: list[str] = field(default_factory=list)  # the lines that led to its failure
 
 
 @dataclass
@@ -395,7 +411,12 @@ class TestsigmaEmulator(EmulatorApp):
             if outcome == "machine":
                 case.bad_machine_id = rng.choice(machines).id
             case.outcome = outcome
-            case.message = rng.choice(FAILURE_MESSAGES)
+            # Cases once drew a message here: the same draw keeps every seed's estate as it was.
+            rng.choice(range(4))
+            if outcome in CAUSE_KINDS:
+                # A generator of its own: causes leave the rest of the estate as it was.
+                draw = random.Random(f"{self.seed}:cause:{case.id}")
+                case.cause = failure_causes.pick_cause(draw, CAUSE_KINDS[outcome])
 
     def _jitter(self, plan: Plan, k: int) -> float:
         """A factor around 1 for the k-th automatic run of a plan, the same for every seed run."""
@@ -459,9 +480,10 @@ class TestsigmaEmulator(EmulatorApp):
         return self._next_iteration_id - 1
 
     def _case_run(
-        self, case: Case, machine: Machine, attempt: int, sets: dict[str, int]
+        self, case: Case, machine: Machine, attempt: int, sets: dict[str, int], down: str = ""
     ) -> CaseRun:
-        """A case result; `sets` maps each iteration to run onto its attempt number."""
+        """A case result; `sets` maps each iteration to run onto its attempt number; `down` is
+        the service that is down for its run, if any."""
         result_id = self._new_case_result_id()
         iterations = []
         for name, set_attempt in sets.items():
@@ -470,8 +492,11 @@ class TestsigmaEmulator(EmulatorApp):
                 case.outcome == "iteration" or self._flakes(iteration_id, set_attempt)
             )
             iterations.append(IterationRun(iteration_id, name, set_attempt, fails))
+        cause = case.cause
         if case.is_data_driven:
             fails = any(iteration.fails for iteration in iterations)
+        elif down and failure_causes.subject_of(case.name).service == down:
+            fails, cause = True, "env-outage"
         elif case.outcome == "fail":
             fails = True
         elif case.outcome == "machine":
@@ -487,6 +512,7 @@ class TestsigmaEmulator(EmulatorApp):
             attempt=attempt,
             fails=fails,
             iterations=iterations,
+            cause=cause if fails else "",
         )
 
     def _flakes(self, result_id: int, attempt: int) -> bool:
@@ -513,19 +539,22 @@ class TestsigmaEmulator(EmulatorApp):
     ) -> PlanRun:
         """A fresh run of every case; suites rotate over the plan's machines run by run."""
         machines = plan.machines
+        run_id = self._new_run_id()
+        down = self._down(plan, run_id)
         cases = [
             self._case_run(
                 case,
                 machines[(case.suite_index + plan.fresh_runs) % len(machines)],
                 1,
                 dict.fromkeys(case.sets, 1),
+                down,
             )
             for case in plan.cases
         ]
         plan.fresh_runs += 1
         return self._add(
             PlanRun(
-                id=self._new_run_id(),
+                id=run_id,
                 plan=plan,
                 created_at=moment,
                 cases=cases,
@@ -536,6 +565,23 @@ class TestsigmaEmulator(EmulatorApp):
                 environment_id=environment_id,
                 runtime_data=runtime_data,
             )
+        )
+
+    def _down(self, plan: Plan, run_id: int) -> str:
+        """The service that is down for a whole run, now and then ("": none)."""
+        draw = random.Random(f"{self.seed}:outage:{run_id}")
+        if draw.random() >= OUTAGE_RATE:
+            return ""
+        return draw.choice(sorted({failure_causes.subject_of(c.name).service for c in plan.cases}))
+
+    def failure(self, case_run: CaseRun) -> failure_causes.Failure:
+        """What went wrong in a failed case result: its cause, with this occurrence's details."""
+        return failure_causes.failure(
+            case_run.cause or "assertion-value",
+            case_run.case.name,
+            random.Random(f"{self.seed}:failure:{case_run.id}"),
+            agent=case_run.machine.title,
+            browser=case_run.machine.title.split(" ")[0],
         )
 
     def _select(
@@ -606,11 +652,56 @@ class TestsigmaEmulator(EmulatorApp):
             for plan in self.plans.values():
                 while plan.next_auto is not None and plan.next_auto <= now:
                     self._start(plan, plan.next_auto, triggered_type="SCHEDULED")
+                    self.mark_changed()
                     plan.autos += 1
                     step = self.autorun * self._jitter(plan, plan.autos)
                     plan.next_auto += timedelta(seconds=step)
         for run in list(self._active.values()):
             self._settle(run, now)
+
+    # Saving and resuming ----------------------------------------------------------------------
+
+    def _refs(self, *kinds: type) -> Refs:
+        """Runs point at their plan, cases and machines, plans at machines: saved by id."""
+        cases = {case.id: case for plan in self.plans.values() for case in plan.cases}
+        machines = {machine.id: machine for machine in self.machines}
+        lookups: dict[type, Any] = {
+            Plan: self.plans.__getitem__,
+            Case: cases.__getitem__,
+            Machine: machines.__getitem__,
+        }
+        return {kind: (_id_of, lookups[kind]) for kind in kinds}
+
+    def estate(self) -> dict[str, Any]:
+        return {
+            "machines": to_plain(self.machines),
+            "environments": to_plain(self.environments),
+            "plans": to_plain(self.plans, self._refs(Machine)),
+            "runs": to_plain(self.runs, self._refs(Plan, Case, Machine)),
+            "active": sorted(self._active),
+            "next_ids": [self._next_run_id, self._next_case_result_id, self._next_iteration_id],
+        }
+
+    def restore(self, estate: dict[str, Any]) -> None:
+        self.machines = from_plain(list[Machine], estate["machines"])
+        self.environments = estate["environments"]
+        self.plans = from_plain(dict[int, Plan], estate["plans"], self._refs(Machine))
+        self.runs = from_plain(dict[int, PlanRun], estate["runs"], self._refs(Plan, Case, Machine))
+        self._active = {run_id: self.runs[run_id] for run_id in estate["active"]}
+        self._next_run_id, self._next_case_result_id, self._next_iteration_id = estate["next_ids"]
+
+    def resumed(self, now: datetime) -> None:
+        # The account was off while no emulator ran: its plans were not triggered meanwhile.
+        # Runs in flight keep their timeline and have finished if it has passed.
+        if self.autorun <= 0:
+            return
+        for plan in self.plans.values():
+            if plan.next_auto is None or plan.next_auto <= now:
+                step = self.autorun * self._jitter(plan, plan.autos)
+                plan.next_auto = now + timedelta(seconds=step)
+
+    def describe(self) -> str:
+        return f"{len(self.runs)} runs, {len(self._active)} in flight"
 
     def _settle(self, run: PlanRun, now: datetime) -> None:
         """Move a run to where the clock says it is: a short queue, then one case per `pace`."""
@@ -639,7 +730,11 @@ class TestsigmaEmulator(EmulatorApp):
             case_run.status = COMPLETED
             case_run.end = end
             case_run.result = FAILURE if case_run.fails else SUCCESS
-            case_run.message = case_run.case.message if case_run.fails else "Test case passed"
+            case_run.message = "Test case passed"
+            if case_run.fails:
+                found = self.failure(case_run)
+                case_run.message = found.message
+                case_run.log = [f"{line.level.upper()}: {line.text}" for line in found.log]
         if elapsed < pace / 3:
             run.status = CREATED
         elif elapsed < pace * 2 / 3:
@@ -921,7 +1016,10 @@ class TestsigmaEmulator(EmulatorApp):
                 )
                 if case_run.result in FAILED_WORDS:
                     lines.append(opening + ">")
-                    lines.append(f"      <failure message={quoteattr(case_run.message)}/>")
+                    log = escape("\n".join(case_run.log))
+                    lines.append(
+                        f"      <failure message={quoteattr(case_run.message)}>{log}</failure>"
+                    )
                     lines.append("    </testcase>")
                 elif case_run.result in (STOPPED, NOT_EXECUTED, QUEUED):
                     lines.append(opening + "><skipped/></testcase>")

@@ -19,7 +19,7 @@ from runs.orchestrators.base import (
     Unauthorized,
     Unavailable,
 )
-from runs.orchestrators.conductor.client import ConductorClient
+from runs.orchestrators.conductor.client import ConductorClient, _worker_log
 from runs.orchestrators.emulation import Fault, served
 from runs.orchestrators.http import make_client
 from runs.status import Status
@@ -173,6 +173,9 @@ def test_it_reads_an_execution_with_its_tasks(conductor_client, conductor_app):
     assert last.status == Status.FAILED and last.vendor_status == "FAILED"
     assert last.agent_id == last.agent_title == task["workerId"]
     assert last.message == task["reasonForIncompletion"]
+    assert last.log_excerpt.splitlines() == task["outputData"]["log"]
+    assert last.log_excerpt.splitlines()[-1].endswith(last.message)
+    assert all(not r.log_excerpt for r in run.results if not r.status.is_failure)
     assert last.seq == task["seq"] and last.retry_count == 0
     assert last.input == task["inputData"]
     assert last.started_at == _dt(task["startTime"])
@@ -547,3 +550,11 @@ def test_it_works_against_a_separately_served_orkes_flavour_without_auth():
     assert all(r.status == Status.CANCELLED for r in run.results[:-1])
     assert run.results[-1].status == Status.QUEUED
     assert ORKES_KEY not in str(app.requests())
+
+
+def test_it_reads_a_worker_log_given_as_text_or_as_lines():
+    lines = [f"12:00:0{n}.000 WARNING attempt {n}" for n in range(10)]
+    assert _worker_log({"log": lines}) == "\n".join(lines[-8:])
+    assert _worker_log({"logs": "one\ntwo\n"}) == "one\ntwo"
+    assert _worker_log({"passed": False, "error": "boom"}) == ""
+    assert _worker_log(None) == ""

@@ -592,3 +592,21 @@ def test_it_keeps_failure_lines_in_the_log_excerpt():
     assert excerpt == "[Error] Click: Element not found\n[Info] Fail: Flow failed"
     message, excerpt = log_excerpt(frames[:2])
     assert (message, excerpt) == ("", "[Info] Start: Connected")
+
+
+def test_it_keeps_the_warnings_that_led_to_a_failure_in_the_log_excerpt():
+    frames = [
+        Keyframe(None, "Info", "Running", "Connected", "Start"),
+        Keyframe(None, "Warning", "Running", "ECONNREFUSED (attempt 1/3)", "Call web service"),
+        Keyframe(None, "Warning", "Running", "ECONNREFUSED (attempt 2/3)", "Call web service"),
+        Keyframe(None, "Error", "Failed", "Connection refused after 3 retries", "Call web service"),
+        Keyframe(None, "Info", "Failed", "Flow failed", "Fail"),
+    ]
+    message, excerpt = log_excerpt(frames)
+    assert message == "Connection refused after 3 retries"
+    assert excerpt.splitlines() == [
+        "[Warning] Call web service: ECONNREFUSED (attempt 1/3)",
+        "[Warning] Call web service: ECONNREFUSED (attempt 2/3)",
+        "[Error] Call web service: Connection refused after 3 retries",
+        "[Info] Fail: Flow failed",
+    ]

@@ -24,9 +24,10 @@ from runs.orchestrators.base import (
     Unavailable,
 )
 from runs.orchestrators.emulation import Fault, ServedEmulator, served
+from runs.orchestrators.failure_causes import cause_of
 from runs.orchestrators.http import make_client
 from runs.orchestrators.registry import client_for
-from runs.orchestrators.testsigma.client import TestsigmaClient
+from runs.orchestrators.testsigma.client import TestsigmaClient, junit_failures
 from runs.orchestrators.testsigma.emulator import TestsigmaEmulator
 from runs.status import Status
 from tests.fixtures.testsigma import TESTSIGMA_KEY, TESTSIGMA_START, make_testsigma_client
@@ -114,6 +115,8 @@ def test_it_reads_a_finished_run_with_its_case_results(
     assert [entry["path"] for entry in testsigma_app.requests()] == [
         f"/api/v1/execution_results/{source['id']}",
         f"/api/v1/execution_results/{source['id']}/test_case_results",
+        # a run with failures: its JUnit report carries their logs
+        f"/api/v1/reports/junit/{source['id']}",
     ]
     assert run.external_id == str(source["id"])
     assert run.schedule_id == "101"
@@ -146,6 +149,38 @@ def test_it_reads_a_finished_run_with_its_case_results(
     assert data_driven.message
     assert data_driven.finished_at - data_driven.started_at == timedelta(seconds=2)
     assert [r.seq for r in run.results] == list(range(len(run.results)))
+    # Each failure's log comes from the JUnit report and ends with its message.
+    for result in failed:
+        assert len(result.log_excerpt.splitlines()) >= 2
+        assert result.log_excerpt.splitlines()[-1] == f"ERROR: {result.message}"
+    passed = [r for r in run.results if r.status == Status.PASSED]
+    assert passed and all(not r.log_excerpt for r in passed)
+    assert not {cause_of(r.message) for r in passed} - {None}
+
+
+def test_it_reads_failure_logs_from_a_junit_report() -> None:
+    xml = """<?xml version="1.0" encoding="UTF-8"?>
+<testsuites name="Plan" tests="3">
+  <testsuite name="Cart" tests="3" failures="2">
+    <testcase name="Apply a discount code" classname="Cart" time="2.000">
+      <failure message="Assertion failed">INFO: Step 3/5
+ERROR: Assertion failed</failure>
+    </testcase>
+    <testcase name="Remove an item" classname="Cart" time="2.000"><error message="Boom"/></testcase>
+    <testcase name="Add an item" classname="Cart" time="2.000"/>
+  </testsuite>
+</testsuites>"""
+    assert junit_failures(xml) == {
+        ("Cart", "Apply a discount code"): (
+            "Assertion failed",
+            "INFO: Step 3/5\nERROR: Assertion failed",
+        ),
+        ("Cart", "Remove an item"): ("Boom", ""),
+    }
+    with pytest.raises(ProtocolError):
+        junit_failures('<!DOCTYPE x [<!ENTITY a "b">]><testsuites/>')
+    with pytest.raises(ProtocolError):
+        junit_failures("<testsuites>")
 
 
 def test_it_triggers_a_test_plan_with_build_environment_and_runtime_data(
