@@ -127,3 +127,27 @@ def test_a_preview_is_what_is_sent_and_the_rerun_has_one_verdict(
         # The rerun's runs are shown under the source's schedule, marked as reruns.
         page.goto(f"{live_server.url}/schedules/{source.schedule_id}/")
         expect(page.locator(".tag", has_text="rerun")).to_have_count(min(len(runs), 50))
+
+
+def test_labels_sit_above_their_fields_and_names_do_not_wrap(page, live_server, log_in):
+    from tests.factories import make_agent, make_orchestrator, make_result, make_schedule
+
+    rerunner = make_user("ana")
+    rerunner.user_permissions.add(Permission.objects.get(codename="add_rerunrequest"))
+    schedule = make_schedule(make_orchestrator("testsigma"), title="Web regression")
+    agent = make_agent(schedule.orchestrator, title="Chrome-Win11-Enterprise-Build-01")
+    run = make_run(schedule, status=Status.FAILED, total_count=1, failed_count=1)
+    make_result(run, agent=agent, status=Status.FAILED, message="x " * 200)
+    log_in(rerunner)
+    page.set_viewport_size({"width": 800, "height": 900})
+
+    page.goto(f"{live_server.url}/schedules/{schedule.pk}/")
+    label = page.get_by_text("Build number", exact=True).bounding_box()
+    field = page.get_by_label("Build number").bounding_box()
+    assert label["y"] + label["height"] <= field["y"] + 1, (label, field)
+
+    page.goto(f"{live_server.url}/runs/{run.pk}/")
+    cell = page.get_by_role("cell", name=agent.title, exact=True)
+    assert cell.evaluate("el => getComputedStyle(el).whiteSpace") == "nowrap"
+    lines = "el => { const r = document.createRange(); r.selectNodeContents(el); return r.getClientRects().length; }"
+    assert cell.evaluate(lines) == 1  # one line box: the name is not broken
