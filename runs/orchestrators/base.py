@@ -97,6 +97,24 @@ class Capabilities:
     run_now_variables: bool = False  # Leapwork variables / Conductor input / Testsigma runtimeData
     build_and_environment: bool = False  # Testsigma buildNo and environmentId
     max_picked: int | None = None  # Conductor reruns from one task
+    # What "picked cases" means: Conductor reruns from the one task picked (and what follows).
+    picked_scope: Scope = Scope.PICKED
+    # Leapwork reruns "all" as its schedule's RunListSteps, each on agents (reRunOnAgents).
+    rerun_all_by_steps: bool = False
+    # Conductor: run-now takes a JSON workflow input rather than name=value variables.
+    run_now_input: bool = False
+
+    # Discovery and storage ----------------------------------------------------------------
+    # Testsigma documents no run list: runs are followed by id (given, tracked, reRunParentId,
+    # a plan's newest run) and a plan's name is known only from its runs.
+    lists_runs: bool = True
+    schedule_titles_from_runs: bool = False
+    # Conductor reruns, retries and restarts reuse the run id: Runboard keeps each attempt,
+    # and a finished run may change again (discovery asks for runs updated since).
+    reruns_in_place: bool = False
+    # Leapwork runs a flow once on each agent of its step: each is a case of its own when
+    # counting (elsewhere several results of one case are its tries, and the last stands).
+    results_per_agent: bool = False
 
 
 # Snapshots ---------------------------------------------------------------------------------

@@ -76,6 +76,9 @@ class ConductorClient(OrchestratorClient):
         run_now=True,
         run_now_variables=True,
         max_picked=1,
+        picked_scope=Scope.FROM_TASK,
+        run_now_input=True,
+        reruns_in_place=True,
     )
 
     def __init__(self, client: httpx.Client, *, credential: str = "") -> None:

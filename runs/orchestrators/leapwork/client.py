@@ -133,6 +133,8 @@ class LeapworkClient(OrchestratorClient):
         variables=True,
         run_now=True,
         run_now_variables=True,
+        rerun_all_by_steps=True,
+        results_per_agent=True,
     )
 
     def __init__(self, client: httpx.Client, *, credential: str = "") -> None:

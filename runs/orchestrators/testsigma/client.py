@@ -84,6 +84,8 @@ class TestsigmaClient(OrchestratorClient):
         run_now=True,
         run_now_variables=True,
         build_and_environment=True,
+        lists_runs=False,
+        schedule_titles_from_runs=True,
     )
 
     def __init__(
