@@ -159,54 +159,70 @@ class RerunForm(SubmissionForm):
         self.run = run
         self.results = results
         self.capabilities = caps = rerun_capabilities(run.orchestrator)
-        kind = run.orchestrator.kind
         failures = [r for r in results if r.status in FAILURES]
         self.has_failures = bool(failures)
-
         self.fields["scope"].choices = [
             (scope.value, SCOPE_LABELS[scope]) for scope in SCOPE_LABELS if scope in caps.scopes
         ]
         self.fields["scope"].initial = (
             Scope.FAILED if failures and Scope.FAILED in caps.scopes else Scope.ALL
         )
-        case_label = "Task to rerun from" if kind == OrchestratorKind.CONDUCTOR else "Cases"
-        self.fields["cases"].label = case_label
-        self.fields["cases"].choices = [(r.pk, _result_label(r)) for r in results]
-        if kind == OrchestratorKind.CONDUCTOR:
-            self.fields["cases"].widget = SingleChoiceOfMany()
-            self.fields["cases"].widget.choices = self.fields["cases"].choices
-            first = failures[-1] if failures else (results[-1] if results else None)
-            self.fields["cases"].initial = [first.pk] if first else []
-            self.fields["task_input"].initial = first.input if first else None
-            self.fields["workflow_input"].initial = run.variables or {}
-            self.fields["correlation_id"].initial = run.correlation_id
+        self._cases_field(failures)
         if caps.agent_picker:
             self.fields["agents"].queryset = run.orchestrator.agents.all()
         else:
             del self.fields["agents"], self.fields["where"]
-        if caps.iterations:
-            self.fields["iterations"].choices = [
-                (
-                    f"{r.pk}:{it.get('id')}",
-                    f"{_result_label(r)} · {it.get('name') or it.get('id')} ({it.get('status')})",
-                )
-                for r in results
-                if r.is_data_driven
-                for it in r.iterations
-            ]
-            self.fields["only_failed_iterations"].initial = bool(failures) and all(
-                r.is_data_driven for r in failures
-            )
-            if not self.fields["iterations"].choices:
-                del self.fields["iterations"], self.fields["only_failed_iterations"]
+        self._iteration_fields(failures)
+        if caps.workflow_input:
+            self.fields["workflow_input"].initial = run.variables or {}
+            self.fields["correlation_id"].initial = run.correlation_id
         else:
-            del self.fields["iterations"], self.fields["only_failed_iterations"]
-        if not caps.workflow_input:
             del self.fields["workflow_input"], self.fields["correlation_id"]
         if not caps.task_input:
             del self.fields["task_input"]
         if caps.variables:
             self.use_variables_editor(initial=_initial_variables(run))
+
+    @property
+    def picks_one_task(self) -> bool:
+        """Picking reruns from one task (and what follows it), not the cases picked."""
+        return self.capabilities.picked_scope == Scope.FROM_TASK
+
+    @property
+    def picks_in_table(self) -> bool:
+        """Cases are picked with checkboxes on the run page's results table."""
+        return self.capabilities.picked_scope == Scope.PICKED
+
+    def _cases_field(self, failures: list[ExecutionResult]) -> None:
+        field = self.fields["cases"]
+        field.choices = [(r.pk, _result_label(r)) for r in self.results]
+        if not self.picks_one_task:
+            return
+        field.label = "Task to rerun from"
+        field.widget = SingleChoiceOfMany()
+        field.widget.choices = field.choices
+        first = failures[-1] if failures else (self.results[-1] if self.results else None)
+        field.initial = [first.pk] if first else []
+        if self.capabilities.task_input:
+            self.fields["task_input"].initial = first.input if first else None
+
+    def _iteration_fields(self, failures: list[ExecutionResult]) -> None:
+        choices = [
+            (
+                f"{r.pk}:{it.get('id')}",
+                f"{_result_label(r)} · {it.get('name') or it.get('id')} ({it.get('status')})",
+            )
+            for r in self.results
+            if r.is_data_driven
+            for it in r.iterations
+        ]
+        if not (self.capabilities.iterations and choices):
+            del self.fields["iterations"], self.fields["only_failed_iterations"]
+            return
+        self.fields["iterations"].choices = choices
+        self.fields["only_failed_iterations"].initial = bool(failures) and all(
+            r.is_data_driven for r in failures
+        )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -253,17 +269,15 @@ class RunNowForm(SubmissionForm):
         super().__init__(*args, **kwargs)
         self.schedule = schedule
         self.capabilities = caps = rerun_capabilities(schedule.orchestrator)
-        kind = schedule.orchestrator.kind
         if not caps.build_and_environment:
             del self.fields["build"], self.fields["environment"]
-        if kind != OrchestratorKind.CONDUCTOR:
-            del self.fields["workflow_input"]
-        else:
+        if caps.run_now_input:
             latest = schedule.runs.order_by("-started_at").first()
             self.fields["workflow_input"].initial = latest.variables if latest else {}
-        # Leapwork variables, Testsigma runtimeData: the key/value editor.
-        if caps.run_now_variables and kind != OrchestratorKind.CONDUCTOR:
-            self.use_variables_editor(initial=_schedule_variables(schedule))
+        else:
+            del self.fields["workflow_input"]
+            if caps.run_now_variables:  # name=value variables (Leapwork, Testsigma runtimeData)
+                self.use_variables_editor(initial=_schedule_variables(schedule))
 
     def rerun_input(self) -> RerunInput:
         data = self.cleaned_data

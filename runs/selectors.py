@@ -766,3 +766,19 @@ def rerun_verdict(rerun_request: RerunRequest) -> RerunVerdict | None:
         other=sum(run.other_count for run in runs),
         unfinished=sum(run.queued_count + run.running_count for run in runs),
     )
+
+
+# Rerun forms --------------------------------------------------------------------------------
+
+
+def run_get_for_rerun(*, pk: int) -> Run:
+    return Run.objects.select_related("orchestrator", "schedule", "rerun_of").get(pk=pk)
+
+
+def run_results_for_rerun(*, run: Run) -> list[ExecutionResult]:
+    """Every result of the run in the orchestrator's order, as the rerun form lists them."""
+    return list(run.results.select_related("agent", "test_case").order_by("seq", "id"))
+
+
+def rerun_request_get(*, pk: int) -> RerunRequest:
+    return rerun_request_get_queryset().get(pk=pk)

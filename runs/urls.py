@@ -1,21 +1,30 @@
 from __future__ import annotations
 
-from django.urls import include, path
+from django.urls import path
 
-from runs import views
+from runs.views import cases, history, orchestrators, reruns, runs
 
 app_name = "runs"
 
 urlpatterns = [
-    path("", views.overview, name="overview"),
-    path("runs/", views.run_list, name="list"),
-    path("runs/<int:pk>/", views.run_detail, name="detail"),
-    path("runs/<int:pk>/poll/", views.run_poll, name="run_poll"),
-    path("runs/<int:pk>/row/", views.run_row, name="run_row"),
-    path("cases/<int:pk>/", views.test_case, name="test_case"),
-    path("schedules/<int:pk>/", views.schedule, name="schedule"),
-    path("agents/", views.agents, name="agents"),
-    path("orchestrators/", views.orchestrators, name="orchestrators"),
-    path("go/<slug:orchestrator>/<path:external_id>", views.go, name="go"),
-    path("", include("runs.rerun_urls")),
+    path("", history.overview, name="overview"),
+    path("runs/", history.run_list, name="list"),
+    path("runs/<int:pk>/row/", history.run_row, name="run_row"),
+    path("agents/", history.agents, name="agents"),
+    path("runs/<int:pk>/", runs.run_detail, name="detail"),
+    path("runs/<int:pk>/poll/", runs.run_poll, name="run_poll"),
+    path("runs/<int:pk>/reruns/", runs.run_reruns, name="run_reruns"),
+    path("go/<slug:orchestrator>/<path:external_id>", runs.go, name="go"),
+    path("cases/<int:pk>/", cases.test_case, name="test_case"),
+    path("schedules/<int:pk>/", cases.schedule, name="schedule"),
+    path("runs/<int:pk>/rerun/", reruns.rerun, name="rerun"),
+    path("schedules/<int:pk>/run-now/", reruns.run_now, name="run_now"),
+    path("reruns/<int:pk>/", reruns.rerun_request_detail, name="rerun_request"),
+    path("orchestrators/", orchestrators.orchestrators, name="orchestrators"),
+    path("orchestrators/track/", orchestrators.track_run, name="track_run"),
+    path(
+        "orchestrators/connect/",
+        orchestrators.orchestrator_connect_view,
+        name="orchestrator_connect",
+    ),
 ]

@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ORCHESTRATORS = ROOT / "runs" / "orchestrators"
-VIEWS = [ROOT / "runs" / "views.py", ROOT / "runs" / "rerun_views.py"]
+VIEWS = sorted((ROOT / "runs" / "views").glob("*.py"))
 
 
 def imported_modules(path: Path) -> set[str]:

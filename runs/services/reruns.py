@@ -470,7 +470,7 @@ def rerun_start(
     """
     if not user.has_perm(PERMISSION):
         raise PermissionDenied("Rerunning needs the permission runs.add_rerunrequest.")
-    existing = RerunRequest.objects.filter(idempotency_key=idempotency_key).first()
+    existing = rerun_request_find(idempotency_key=idempotency_key)
     if existing is not None:
         return existing, False
     target = source if source is not None else schedule
@@ -672,3 +672,8 @@ def _fetch_new_runs(request: RerunRequest, client: OrchestratorClient) -> None:
             run_refresh(run=run, client=client)
         except OrchestratorError as exc:
             logger.info("new run %s not readable yet: %s", run.external_id, exc)
+
+
+def rerun_request_find(*, idempotency_key: str) -> RerunRequest | None:
+    """The request sent before with this key, if any: a key is sent once."""
+    return RerunRequest.objects.filter(idempotency_key=idempotency_key).first()

@@ -202,7 +202,7 @@ def big_history(django_db_setup, django_db_blocker):
 
 
 # Session + user are 2 of each budget; the run, schedule and orchestrators pages include the
-# rerun panel, run-now form and track-run form, whose contexts (runs.rerun_views) count too.
+# rerun panel, run-now form and track-run form, whose contexts (runs.views.reruns) count too.
 # A savepoint and its release, a check, an insert of the task, and on PostgreSQL a lock.
 REFRESH_HOOK = 5
 BUDGETS = {

@@ -1,0 +1,38 @@
+"""What every page area's views share: the htmx request type and small parsing helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.http import Http404, HttpRequest
+from django_htmx.middleware import HtmxDetails
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def is_fragment(request: HtmxHttpRequest) -> bool:
+    """htmx asks for a part of the page (not when it restores its history from the server)."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def cursor(request: HttpRequest) -> dict[str, str]:
+    return {"after": request.GET.get("after", ""), "before": request.GET.get("before", "")}
+
+
+def int_param(request: HttpRequest, name: str) -> int | None:
+    try:
+        return int(request.GET.get(name, ""))
+    except ValueError:
+        return None
+
+
+def get_or_404[T](getter: Callable[..., T], pk: int, what: str, **kwargs: Any) -> T:
+    """A selector's row by pk, or a 404 that says what was missing."""
+    try:
+        return getter(pk=pk, **kwargs)
+    except ObjectDoesNotExist as exc:
+        raise Http404(f"No such {what}.") from exc
