@@ -44,3 +44,14 @@ def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off():
 def test_debug_runs_with_a_development_key():
     result = manage("check", DEBUG="1")
     assert result.returncode == 0, result.stderr
+
+
+def test_a_typo_in_a_yes_no_variable_stops_the_start_and_says_why():
+    result = manage("check", DEBUG="ture")
+    assert result.returncode != 0
+    assert "DEBUG='ture' is neither yes nor no" in result.stderr
+
+
+def test_yes_no_variables_read_every_spelling_of_no():
+    assert manage("check", DEBUG="off").returncode != 0  # production: it needs a SECRET_KEY
+    assert manage("check", DEBUG="Yes").returncode == 0
