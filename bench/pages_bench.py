@@ -1,0 +1,187 @@
+"""Time every page against its own SQL floor, with query counts and sequential scans flagged.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/runboard_bench \
+        .venv/bin/python bench/pages_bench.py [--repeat 7] [--out bench/pages.md]
+
+Run `bench/history.py` first. Each page is requested in-process through Django's test client,
+logged in, twice to warm up and then `--repeat` times; the median is the page's time. The
+floor is the same page's queries (captured from one request) executed raw on one cursor, also
+a median: what the page costs if rendering were free. On PostgreSQL each query is EXPLAINed
+and a sequential scan of a big table (runs, results) is flagged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+os.environ.setdefault("SECRET_KEY", "bench-only")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.db.models import Count  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from runs.models import Agent, ExecutionResult, Orchestrator, Run, Schedule, TestCase  # noqa: E402
+
+BIG_TABLES = ("runs_run", "runs_executionresult")
+NEXT_LINK = re.compile(r'href="\?([^"]*after=[^"]+)"')
+
+
+def pages(client: Client) -> list[tuple[str, str]]:
+    """(name, url) of every page the bench times, picked from the data there is."""
+    small = Run.objects.exclude(environment="big").order_by("-started_at").first()
+    big = Run.objects.filter(environment="big").order_by("-started_at").first()
+    schedule = Schedule.objects.order_by("id").first()
+    agent = Agent.objects.order_by("id").first()
+    orchestrator = Orchestrator.objects.order_by("id").first()
+    case = (
+        TestCase.objects.annotate(n=Count("results")).order_by("-n").first()
+        if connection.vendor != "postgresql"
+        else TestCase.objects.get(
+            pk=ExecutionResult.objects.values("test_case")
+            .annotate(n=Count("id"))
+            .order_by("-n")
+            .values_list("test_case", flat=True)[:1]
+        )
+    )
+    listed = [
+        ("overview", "/"),
+        ("history", "/runs/"),
+        ("history, failures", "/runs/?status=failures"),
+        ("history, orchestrator", f"/runs/?orchestrator={orchestrator.name}"),
+        ("history, schedule", f"/runs/?schedule={schedule.pk}"),
+        ("history, agent", f"/runs/?agent={agent.pk}"),
+        ("history, trigger", "/runs/?trigger=manual"),
+        ("history, build", "/runs/?build=build-100"),
+        ("history, dates", "/runs/?date_from=2026-01-01&date_to=2026-11-30"),
+        ("history, search", "/runs/?" + urlencode({"q": "Schedule 42 nightly"})),
+        ("history, oldest first", "/runs/?sort=started"),
+        ("history, longest first", "/runs/?sort=-duration"),
+        ("history, shortest first", "/runs/?sort=duration"),
+        ("history, 50 pages deep", deep(client, "/runs/", 50)),
+        ("history, longest first, 50 pages deep", deep(client, "/runs/?sort=-duration", 50)),
+        (f"run, {small.total_count} results", f"/runs/{small.pk}/"),
+        (f"run, {big.total_count} results", f"/runs/{big.pk}/"),
+        (f"run, {big.total_count} results, failures", f"/runs/{big.pk}/?status=failures"),
+        ("test case", f"/cases/{case.pk}/"),
+        ("schedule", f"/schedules/{schedule.pk}/"),
+        ("agents", "/agents/"),
+        ("orchestrators", "/orchestrators/"),
+    ]
+    return listed
+
+
+def deep(client: Client, url: str, hops: int) -> str:
+    """The URL `hops` pages down a history, following its "next" links."""
+    for _ in range(hops):
+        match = NEXT_LINK.search(client.get(url).content.decode())
+        if not match:
+            break
+        url = url.split("?")[0] + "?" + match.group(1).replace("&amp;", "&")
+    return url
+
+
+def seq_scans(sql: str) -> list[str]:
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    return [table for table in BIG_TABLES if f"Seq Scan on {table} " in plan + " "]
+
+
+def floor_ms(queries: list[str], repeat: int) -> float:
+    times = []
+    with connection.cursor() as cursor:
+        for _ in range(repeat):
+            begun = time.perf_counter()
+            for sql in queries:
+                cursor.execute(sql)
+                if cursor.description:
+                    cursor.fetchall()
+            times.append(time.perf_counter() - begun)
+    return statistics.median(times) * 1000
+
+
+def measure(client: Client, url: str, repeat: int) -> dict:
+    for _ in range(2):
+        client.get(url)
+    times = []
+    for _ in range(repeat):
+        begun = time.perf_counter()
+        response = client.get(url)
+        times.append(time.perf_counter() - begun)
+    with CaptureQueriesContext(connection) as captured:
+        client.get(url)
+    queries = [q["sql"] for q in captured.captured_queries]
+    # Session and user lookups are part of every page; the floor keeps them. A server-side
+    # cursor's query is run plainly, its FETCH and CLOSE dropped.
+    data = [
+        q.split(" FOR ", 1)[1] if q.startswith("DECLARE") else q
+        for q in queries
+        if not q.startswith(("SAVEPOINT", "RELEASE", "ROLLBACK", "FETCH", "CLOSE"))
+    ]
+    scans = sorted({table for sql in data for table in seq_scans(sql)})
+    return {
+        "status": response.status_code,
+        "ms": statistics.median(times) * 1000,
+        "floor": floor_ms(data, repeat),
+        "queries": len(queries),
+        "kb": len(response.content) / 1024,
+        "scans": scans,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--out", type=Path, help="write the table to this file too")
+    args = parser.parse_args()
+    user, _ = get_user_model().objects.get_or_create(
+        username="bench", defaults={"is_staff": True, "is_superuser": True}
+    )
+    client = Client()
+    client.force_login(user)
+    runs, results = Run.objects.count(), ExecutionResult.objects.count()
+    lines = [
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.node()} "
+        f"({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}); "
+        f"database: {connection.vendor} {connection.Database.__name__}",
+        f"- Data: {runs:,} runs, {results:,} results; median of {args.repeat} warm requests",
+        "",
+        "| page | status | queries | median (ms) | SQL floor (ms) | ratio | HTML (KB) | seq scans |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    print("\n".join(lines), flush=True)
+    for name, url in pages(client):
+        m = measure(client, url, args.repeat)
+        line = (
+            f"| {name} | {m['status']} | {m['queries']} | {m['ms']:.1f} | {m['floor']:.1f} | "
+            f"{m['ms'] / m['floor']:.1f}x | {m['kb']:.0f} | {', '.join(m['scans']) or '—'} |"
+        )
+        print(line, flush=True)
+        lines.append(line)
+    if args.out:
+        args.out.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
