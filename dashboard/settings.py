@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.postgres",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
@@ -98,10 +99,14 @@ SQLITE_OPTIONS = {
 DATA_DIR = Path(os.environ.get("RUNBOARD_DATA_DIR", BASE_DIR / "var"))
 DATABASES = {
     "default": dj_database_url.config(
-        default=f"sqlite:///{DATA_DIR / 'runboard.sqlite3'}",
-        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0")),
+        default=f"sqlite:///{DATA_DIR / 'runboard.sqlite3'}", conn_health_checks=True
     )
 }
+# A server database keeps its connection between requests (opening one costs more than most
+# pages); the health check replaces one the server dropped. SQLite opens for free.
+DATABASES["default"]["CONN_MAX_AGE"] = int(
+    os.environ.get("CONN_MAX_AGE", "0" if "sqlite3" in DATABASES["default"]["ENGINE"] else "60")
+)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
     DATABASES["default"].setdefault("TEST", {})

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from runs.indexes import DescendingNullsLastIndex, TrigramIndex
 from runs.status import Status
 
 
@@ -97,6 +98,7 @@ class Schedule(models.Model):
                 fields=["orchestrator", "external_id"], name="schedule_unique_external_id"
             )
         ]
+        indexes = [TrigramIndex(field="title", name="schedule_title_trgm")]
 
     def __str__(self) -> str:
         return self.title
@@ -211,6 +213,9 @@ class Run(models.Model):
             models.Index(fields=["orchestrator", "-started_at", "-id"], name="run_orch_idx"),
             models.Index(fields=["orchestrator", "external_id"], name="run_external_idx"),
             models.Index(fields=["duration", "id"], name="run_duration_idx"),
+            DescendingNullsLastIndex(field="duration", name="run_duration_desc_idx"),
+            TrigramIndex(field="external_id", name="run_external_trgm"),
+            TrigramIndex(field="build", name="run_build_trgm"),
             models.Index(fields=["trigger", "-started_at", "-id"], name="run_trigger_idx"),
         ]
 
@@ -240,12 +245,23 @@ class Run(models.Model):
 class ExecutionResult(models.Model):
     """Leapwork run item, Conductor task execution, Testsigma test case result."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="results")
+    # No single-column indexes on these: each leads a composite index below.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="results", db_index=False)
     test_case = models.ForeignKey(
-        TestCase, on_delete=models.SET_NULL, null=True, blank=True, related_name="results"
+        TestCase,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="results",
+        db_index=False,
     )
     agent = models.ForeignKey(
-        Agent, on_delete=models.SET_NULL, null=True, blank=True, related_name="results"
+        Agent,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="results",
+        db_index=False,
     )
     # Leapwork RunItemId, Conductor taskId, Testsigma testCaseResultId.
     external_id = models.CharField(max_length=200)

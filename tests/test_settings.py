@@ -55,3 +55,21 @@ def test_a_typo_in_a_yes_no_variable_stops_the_start_and_says_why():
 def test_yes_no_variables_read_every_spelling_of_no():
     assert manage("check", DEBUG="off").returncode != 0  # production: it needs a SECRET_KEY
     assert manage("check", DEBUG="Yes").returncode == 0
+
+
+def database_setting(key: str, **env: str) -> str:
+    code = f"from django.conf import settings; print(settings.DATABASES['default'][{key!r}])"
+    result = manage("shell", "-c", code, DEBUG="1", **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_a_server_database_keeps_healthy_connections_between_requests():
+    server = {"DATABASE_URL": "postgres://runboard@127.0.0.1:5432/runboard"}
+    assert database_setting("CONN_MAX_AGE", **server) == "60"
+    assert database_setting("CONN_HEALTH_CHECKS", **server) == "True"
+    assert database_setting("CONN_MAX_AGE", CONN_MAX_AGE="5", **server) == "5"
+
+
+def test_sqlite_opens_a_connection_per_request():
+    assert database_setting("CONN_MAX_AGE", DATABASE_URL="sqlite:///:memory:") == "0"

@@ -1,0 +1,84 @@
+"""The search and sort indexes exist on every database, and PostgreSQL's plans read them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+
+from runs import selectors
+from runs.models import ExecutionResult, Run, Schedule
+from tests.factories import make_run, make_schedule
+
+pytestmark = pytest.mark.django_db
+
+
+def indexes_of(model) -> dict[str, dict]:
+    with connection.cursor() as cursor:
+        return connection.introspection.get_constraints(cursor, model._meta.db_table)
+
+
+@pytest.mark.parametrize(
+    ("model", "name"),
+    [
+        (Run, "run_external_trgm"),
+        (Run, "run_build_trgm"),
+        (Run, "run_duration_desc_idx"),
+        (Schedule, "schedule_title_trgm"),
+    ],
+)
+def test_it_has_each_index_under_its_name_on_every_database(model, name):
+    assert indexes_of(model)[name]["index"]
+
+
+def test_results_keep_no_single_column_index_a_composite_one_leads_with():
+    single = {
+        tuple(found["columns"])
+        for found in indexes_of(ExecutionResult).values()
+        if found["index"] and not found["primary_key"] and len(found["columns"]) == 1
+    }
+    assert not single & {("run_id",), ("test_case_id",), ("agent_id",)}
+
+
+def plan(queryset) -> str:
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.postgres
+def test_it_searches_runs_through_the_trigram_indexes():
+    assert indexes_of(Run)["run_external_trgm"]["type"] == "gin"
+    make_run(external_id="run-4242", build="build-7")
+    with transaction.atomic(), connection.cursor() as cursor:
+        # On a table this small a scan is cheapest; forbid it to see which index serves.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        page_query = selectors.run_filter(Run.objects.all(), filters={"q": "un-42"})
+        found = plan(page_query.order_by("-started_at", "-id")[:51])
+    assert "run_external_trgm" in found and "run_build_trgm" in found
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("sort", ["-duration", "duration"])
+def test_it_sorts_by_duration_from_an_index_both_ways(sort):
+    schedule = make_schedule()
+    for minutes in (3, 1, None):
+        make_run(schedule, duration=timedelta(minutes=minutes) if minutes else None)
+    key = selectors.RUN_SORT_KEYS[sort]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        found = plan(Run.objects.order_by(*key.ordering())[:51])
+    assert "Index Scan" in found and "Sort" not in found, found
+
+
+@pytest.mark.parametrize("text", ["NIGHTLY", "un-42", "uild-7"])
+def test_a_search_finds_runs_by_schedule_title_id_or_build_in_any_case(text):
+    target = make_run(make_schedule(title="Checkout nightly"), external_id="run-4242")
+    Run.objects.filter(pk=target.pk).update(build="build-7")
+    make_run(make_schedule(title="Login"), external_id="other", build="b")
+    if text == "NIGHTLY":
+        Run.objects.filter(pk=target.pk).update(external_id="x", build="")
+    found = selectors.run_history(filters={"q": text}).items
+    assert [run.pk for run in found] == [target.pk]
