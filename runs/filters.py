@@ -6,6 +6,7 @@ from django import forms
 
 from runs.models import Agent, Orchestrator, Schedule, Trigger
 from runs.status import Status
+from runs.widgets import QuickSelect
 
 RUN_SORTS = [
     ("", "Newest first"),  # the default, "-started", stays out of the URL
@@ -21,24 +22,32 @@ class RunFilterForm(forms.Form):
 
     q = forms.CharField(required=False, label="Search", max_length=200)
     orchestrator = forms.ModelChoiceField(
+        widget=QuickSelect,
         queryset=Orchestrator.objects.order_by("name"),
         required=False,
         to_field_name="name",
         empty_label="Any orchestrator",
     )
     schedule = forms.ModelChoiceField(
+        widget=QuickSelect,
         queryset=Schedule.objects.filter(is_temporary=False).order_by("title", "id"),
         required=False,
         empty_label="Any schedule",
     )
     status = forms.ChoiceField(
+        widget=QuickSelect,
         required=False,
         choices=[("", "Any status"), (FAILURES_CHOICE, "Failed or error"), *Status.choices()],
     )
     agent = forms.ModelChoiceField(
-        queryset=Agent.objects.order_by("title", "id"), required=False, empty_label="Any agent"
+        widget=QuickSelect,
+        queryset=Agent.objects.order_by("title", "id"),
+        required=False,
+        empty_label="Any agent",
     )
-    trigger = forms.ChoiceField(required=False, choices=[("", "Any trigger"), *Trigger.choices])
+    trigger = forms.ChoiceField(
+        widget=QuickSelect, required=False, choices=[("", "Any trigger"), *Trigger.choices]
+    )
     build = forms.CharField(required=False, max_length=200)
     date_from = forms.DateField(
         required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
@@ -46,7 +55,7 @@ class RunFilterForm(forms.Form):
     date_to = forms.DateField(
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
-    sort = forms.ChoiceField(required=False, choices=RUN_SORTS)
+    sort = forms.ChoiceField(widget=QuickSelect, required=False, choices=RUN_SORTS)
 
     def filters(self) -> dict:
         """The valid, non-empty filters (call after is_valid())."""
@@ -67,10 +76,11 @@ class ResultFilterForm(forms.Form):
     """Results of one run: by status and agent (agents of that run only)."""
 
     status = forms.ChoiceField(
+        widget=QuickSelect,
         required=False,
         choices=[("", "Any status"), (FAILURES_CHOICE, "Failed or error"), *Status.choices()],
     )
-    agent = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    agent = forms.TypedChoiceField(widget=QuickSelect, required=False, coerce=int, empty_value=None)
 
     def __init__(self, *args, agents: list[Agent], **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -1,0 +1,35 @@
+"""QuickSelect draws the same select as Django's, only faster."""
+
+from __future__ import annotations
+
+import pytest
+from django import forms
+from django.test.html import parse_html
+
+from runs.models import Orchestrator
+from runs.widgets import QuickSelect
+
+CHOICES = [("", "Any schedule"), ("1", "Checkout <nightly>"), ("2", "Login & signup")]
+
+
+@pytest.mark.parametrize("value", [None, "", "2", 1])
+def test_it_renders_what_django_select_renders(value):
+    attrs = {"id": "id_schedule", "required": True, "class": "wide"}
+    quick = QuickSelect(choices=CHOICES).render("schedule", value, attrs=attrs)
+    django = forms.Select(choices=CHOICES).render("schedule", value, attrs=attrs)
+    assert parse_html(quick) == parse_html(django)
+
+
+def test_it_escapes_labels_and_marks_the_chosen_option():
+    html = QuickSelect(choices=CHOICES).render("schedule", "1")
+    assert "Checkout &lt;nightly&gt;" in html and "Login &amp; signup" in html
+    assert '<option value="1" selected>' in html
+
+
+def test_a_model_choice_field_draws_its_queryset_with_it(db):
+    Orchestrator.objects.create(kind="leapwork", name="lab", base_url="http://lab.example")
+    field = forms.ModelChoiceField(
+        Orchestrator.objects.all(), to_field_name="name", widget=QuickSelect
+    )
+    html = field.widget.render("orchestrator", "lab")
+    assert '<option value="lab" selected>lab</option>' in html
