@@ -10,7 +10,8 @@ from django.db import transaction
 
 from runs.models import Orchestrator, OrchestratorKind, Run
 from runs.orchestrators.base import OrchestratorError, RunSnapshot
-from runs.services.sync import orchestrator_session, runs_store
+from runs.services.session import orchestrator_session
+from runs.services.sync import runs_store
 
 
 class ConnectError(Exception):

@@ -46,7 +46,9 @@ from runs.orchestrators.base import (
     Unavailable,
 )
 from runs.orchestrators.registry import client_class
-from runs.services.sync import orchestrator_session, run_refresh
+from runs.services.polling import poll_cycle_ensure
+from runs.services.session import orchestrator_session
+from runs.services.sync import run_refresh
 from runs.status import FAILURES
 
 logger = logging.getLogger(__name__)
@@ -503,8 +505,6 @@ def rerun_start(
         _fetch_new_runs(request, client)
     request.refresh_from_db()
     if request.runs.exists():
-        from runs.tasks import poll_cycle_ensure
-
         poll_cycle_ensure()
     return request, True
 

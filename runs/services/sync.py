@@ -7,16 +7,14 @@ time, so the number of queries grows with the number of runs, never with their r
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-import httpx
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import OuterRef, Q, Subquery
@@ -42,7 +40,8 @@ from runs.orchestrators.base import (
     RunSnapshot,
     ScheduleSnapshot,
 )
-from runs.orchestrators.registry import client_for
+from runs.services.errors import TrackError
+from runs.services.session import orchestrator_session
 from runs.status import IN_PROGRESS, Status
 
 logger = logging.getLogger(__name__)
@@ -128,39 +127,6 @@ class SyncReport:
             f"{self.results_written} results written"
         )
         return f"{text}; FAILED: {self.error}" if self.error else text
-
-
-def orchestrator_client(
-    orchestrator: Orchestrator, *, transport: httpx.BaseTransport | None = None
-) -> OrchestratorClient:
-    client = client_for(
-        orchestrator.kind,
-        orchestrator.base_url,
-        orchestrator.credential,
-        timeout=settings.RUNBOARD_HTTP_TIMEOUT,
-        transport=transport,
-    )
-    if orchestrator.kind == OrchestratorKind.TESTSIGMA:
-        client.test_plan_ids = tuple(str(plan) for plan in orchestrator.test_plan_ids)
-    return client
-
-
-@contextlib.contextmanager
-def orchestrator_session(
-    orchestrator: Orchestrator,
-    *,
-    client: OrchestratorClient | None = None,
-    transport: httpx.BaseTransport | None = None,
-) -> Iterator[OrchestratorClient]:
-    """The client given, or a new one for this orchestrator that is closed afterwards."""
-    if client is not None:
-        yield client
-        return
-    fresh = orchestrator_client(orchestrator, transport=transport)
-    try:
-        yield fresh
-    finally:
-        fresh.close()
 
 
 # The pass ----------------------------------------------------------------------------------
@@ -1091,25 +1057,10 @@ def run_refresh(*, run: Run, client: OrchestratorClient | None = None) -> Run:
 def run_track(
     *, orchestrator: Orchestrator, external_id: str, client: OrchestratorClient | None = None
 ) -> Run:
-    """Start following a run by its vendor id (Testsigma lists no runs); raises NotFound."""
-    with orchestrator_session(orchestrator, client=client) as session:
-        snapshot = session.get_run(external_id.strip())
+    """Start following a run by its vendor id (Testsigma lists no runs); raises TrackError."""
+    try:
+        with orchestrator_session(orchestrator, client=client) as session:
+            snapshot = session.get_run(external_id.strip())
+    except OrchestratorError as exc:
+        raise TrackError(str(exc)) from exc
     return runs_store(orchestrator=orchestrator, snapshots=[snapshot])[snapshot.external_id]
-
-
-def run_is_stale(*, run: Run, now: datetime | None = None) -> bool:
-    if run.is_terminal or run.is_frozen:
-        return False
-    now = now or timezone.now()
-    seen = max(filter(None, [run.synced_at, run.orchestrator.last_synced_at]), default=None)
-    return seen is None or now - seen > timedelta(seconds=settings.RUNBOARD_POLL_INTERVAL)
-
-
-def run_refresh_if_stale(*, run: Run) -> bool:
-    """A watched running run whose data is stale asks the poller to refresh it soon."""
-    if not run_is_stale(run=run):
-        return False
-    from runs.tasks import poll_cycle_ensure
-
-    poll_cycle_ensure()
-    return True

@@ -85,6 +85,7 @@ class TestsigmaClient(OrchestratorClient):
         run_now_variables=True,
         build_and_environment=True,
         lists_runs=False,
+        lists_schedules=False,
         schedule_titles_from_runs=True,
     )
 
@@ -117,6 +118,9 @@ class TestsigmaClient(OrchestratorClient):
             ScheduleSnapshot(external_id=plan_id, title=f"Test plan {plan_id}")
             for plan_id in self.test_plan_ids
         ]
+
+    def follow_schedules(self, schedule_ids: Sequence[str]) -> None:
+        self.test_plan_ids = tuple(str(plan_id) for plan_id in schedule_ids)
 
     def list_agents(self) -> list[AgentSnapshot]:
         """Machines are not listed by the API: they come with each case result."""
