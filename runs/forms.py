@@ -246,7 +246,7 @@ class RerunForm(SubmissionForm):
         return RerunInput(
             scope=data["scope"],
             result_ids=cases,
-            agent_ids=tuple(agent.pk for agent in chosen or ()),
+            agents=tuple(chosen or ()),
             iterations={pk: tuple(ids) for pk, ids in iterations.items()},
             only_failed_iterations=bool(data.get("only_failed_iterations")),
             variables=data.get("variables") or {},

@@ -358,9 +358,11 @@ class OrchestratorClient(ABC):
     ) -> str:
         """Start a schedule now; return the new run's id."""
 
+    @classmethod
     @abstractmethod
-    def plan_rerun(self, run_id: str, spec: RerunSpec, *, schedule_id: str) -> list[PlannedCall]:
-        """The exact requests `rerun` would send, without sending them."""
+    def plan_rerun(cls, run_id: str, spec: RerunSpec, *, schedule_id: str) -> list[PlannedCall]:
+        """The exact requests `rerun` would send (paths relative to the API's root), without
+        sending them: a rule of the vendor, so a preview needs no connection."""
 
     @abstractmethod
     def rerun(self, run_id: str, spec: RerunSpec, *, schedule_id: str) -> RerunOutcome:

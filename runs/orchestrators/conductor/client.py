@@ -329,7 +329,8 @@ class ConductorClient(OrchestratorClient):
         response = self._request("POST", "/api/workflow", json_body=body)
         return self._text_id(response, "start workflow")
 
-    def plan_rerun(self, run_id: str, spec: RerunSpec, *, schedule_id: str) -> list[PlannedCall]:
+    @classmethod
+    def plan_rerun(cls, run_id: str, spec: RerunSpec, *, schedule_id: str) -> list[PlannedCall]:
         path = f"/api/workflow/{run_id}"
         if spec.scope == Scope.ALL:
             body: dict[str, Any] = {"reRunFromWorkflowId": run_id}
