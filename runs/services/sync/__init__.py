@@ -20,17 +20,15 @@ from runs.models import Orchestrator, Run
 from runs.orchestrators.base import NotFound, OrchestratorClient, OrchestratorError, RunSnapshot
 from runs.services.errors import TrackError
 from runs.services.session import orchestrator_session
-from runs.services.sync.classify import snapshot_fingerprint
-from runs.services.sync.discovery import run_ids_to_fetch, run_leads
-from runs.services.sync.write import (
-    SyncReport,
+from runs.services.sync.catalog import (
     agents_upsert,
-    runs_mark_vanished,
-    runs_store,
     schedules_ensure,
     schedules_mark_vanished,
     schedules_upsert,
 )
+from runs.services.sync.classify import snapshot_fingerprint
+from runs.services.sync.discovery import run_ids_to_fetch, run_leads
+from runs.services.sync.write import SyncReport, runs_mark_vanished, runs_store
 
 __all__ = [
     "SyncReport",

@@ -1,8 +1,8 @@
-"""Write: store what classify decided, a batch at a time, in a fixed number of queries.
+"""Write: store the runs and results of a batch as classify decided, in a fixed number of
+queries whatever the number of results.
 
-Upserts go through the ORM (bulk_create with update_conflicts), one statement per table
-and batch however many rows; the one statement the ORM cannot write lives in
-runs.services.sql.
+Rows go through runs.services.sync.catalog's upsert (the ORM's bulk_create); the one
+statement the ORM cannot write (pruning results gone upstream) lives in runs.services.sql.
 """
 
 from __future__ import annotations
@@ -16,30 +16,26 @@ from django.db import models, transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
-from runs.models import Agent, ExecutionResult, Orchestrator, Run, Schedule, TestCase
+from runs.models import ExecutionResult, Orchestrator, Run, Schedule
 from runs.orchestrators.base import (
-    AgentSnapshot,
     Capabilities,
-    ResultSnapshot,
     RunSnapshot,
-    ScheduleSnapshot,
 )
 from runs.services import attempts, sql
 from runs.services.session import orchestrator_client_class
+from runs.services.sync import catalog
 from runs.services.sync.classify import (
     Changes,
     changes_classify,
     result_values,
     run_trigger,
     run_values,
-    schedule_values,
     snapshot_fingerprint,
 )
 
 # Serializes the writes of concurrent passes over one orchestrator (PostgreSQL advisory lock
 # namespace; the other key is the orchestrator's pk).
 LOCK_NAMESPACE = 0x52554E42
-BY_EXTERNAL_ID = ["orchestrator_id", "external_id"]
 RUN_KEY = ["orchestrator_id", "external_id", "attempt"]
 RUN_FIELDS = [
     *("schedule_id", "vendor_schedule_id", "status", "vendor_status", "started_at"),
@@ -53,7 +49,6 @@ RESULT_FIELDS = [
     *("finished_at", "duration", "message", "log_excerpt", "seq", "retry_count", "input"),
     *("is_data_driven", "iterations"),
 ]
-SCHEDULE_FIELDS = ["title", "description", "is_enabled", "is_temporary", "steps", "vanished_at"]
 
 
 @dataclass
@@ -82,124 +77,6 @@ class SyncReport:
             f"{self.results_written} results written"
         )
         return f"{text}; FAILED: {self.error}" if self.error else text
-
-
-# Upserts ------------------------------------------------------------------------------------
-
-
-def upsert(
-    model: type[models.Model],
-    rows: Iterable[dict[str, Any]],
-    *,
-    unique: Sequence[str],
-    update: Sequence[str],
-) -> int:
-    """Insert or update `rows` (dicts by attname) in one statement, however many there are.
-
-    Rows go in key order, so concurrent passes lock them in the same order; `update` empty
-    leaves rows that exist as they are.
-    """
-    by_key = {tuple(row[name] for name in unique): row for row in rows}
-    if not by_key:
-        return 0
-    ordered = [model(**by_key[key]) for key in sorted(by_key, key=lambda k: tuple(map(str, k)))]
-    if update:
-        model.objects.bulk_create(
-            ordered, update_conflicts=True, unique_fields=unique, update_fields=update
-        )
-    else:
-        model.objects.bulk_create(ordered, ignore_conflicts=True)
-    return len(ordered)
-
-
-def _pks(model: type[models.Model], orchestrator: Orchestrator, keys: Iterable[str]) -> dict:
-    return dict(
-        model.objects.filter(orchestrator=orchestrator, external_id__in=list(keys)).values_list(
-            "external_id", "pk"
-        )
-    )
-
-
-def upsert_by_external_id(
-    model: type[Schedule | Agent | TestCase],
-    orchestrator: Orchestrator,
-    rows: dict[str, dict[str, Any]],
-    update: list[str],
-) -> dict[str, int]:
-    """Upsert rows by (orchestrator, external id), writing only new or changed ones;
-    return {external_id: pk}. Three queries at most, however many rows."""
-    if not rows:
-        return {}
-    known = {
-        values[0]: values[1:]
-        for values in model.objects.filter(
-            orchestrator=orchestrator, external_id__in=list(rows)
-        ).values_list("external_id", "pk", *update)
-    }
-    changed = [
-        {"orchestrator_id": orchestrator.pk, "external_id": key, **row}
-        for key, row in rows.items()
-        if key not in known or tuple(row[name] for name in update) != tuple(known[key][1:])
-    ]
-    pks = {key: values[0] for key, values in known.items()}
-    if not changed:
-        return pks
-    upsert(model, changed, unique=BY_EXTERNAL_ID, update=update)
-    if any(row["external_id"] not in pks for row in changed):
-        pks = _pks(model, orchestrator, rows)
-    return pks
-
-
-def schedules_upsert(
-    *, orchestrator: Orchestrator, schedules: Iterable[ScheduleSnapshot]
-) -> dict[str, int]:
-    """Upsert listed schedules by external id; return {external_id: pk}."""
-    # last_run_at is kept by the run writer: a new schedule starts without one.
-    rows = {s.external_id: {**schedule_values(s), "last_run_at": None} for s in schedules}
-    return upsert_by_external_id(Schedule, orchestrator, rows, SCHEDULE_FIELDS)
-
-
-def schedules_ensure(
-    orchestrator: Orchestrator, wanted: dict[str, tuple[str, bool]]
-) -> dict[str, int]:
-    """{external_id: pk} of these schedules, creating the missing ones as (title, temporary)
-    without touching the ones that exist."""
-    if not wanted:
-        return {}
-    known = _pks(Schedule, orchestrator, wanted)
-    missing = [
-        {
-            "orchestrator_id": orchestrator.pk,
-            "external_id": key,
-            "title": title[:300],
-            "is_temporary": is_temporary,
-        }
-        for key, (title, is_temporary) in wanted.items()
-        if key not in known
-    ]
-    if not missing:
-        return known
-    upsert(Schedule, missing, unique=BY_EXTERNAL_ID, update=[])
-    return _pks(Schedule, orchestrator, wanted)
-
-
-def agents_upsert(*, orchestrator: Orchestrator, agents: Iterable[AgentSnapshot]) -> dict[str, int]:
-    """Upsert agents by external id; return {external_id: pk}."""
-    rows = {a.external_id: {"title": a.title[:300], "host": a.host[:300]} for a in agents}
-    return upsert_by_external_id(Agent, orchestrator, rows, ["title", "host"])
-
-
-def schedules_mark_vanished(orchestrator: Orchestrator, listed: set[str], now: datetime) -> None:
-    """Listed schedules the listing no longer has stay as history, marked as vanished."""
-    gone = list(
-        Schedule.objects.filter(
-            orchestrator=orchestrator, is_temporary=False, vanished_at__isnull=True
-        )
-        .exclude(external_id__in=listed)
-        .values_list("pk", flat=True)
-    )
-    if gone:  # a pass that changes nothing writes nothing
-        Schedule.objects.filter(pk__in=gone).update(vanished_at=now)
 
 
 def runs_mark_vanished(
@@ -266,11 +143,11 @@ def _runs_store(
     changed = changes.snapshots
     if not changed:
         return existing
-    schedule_ids = _schedule_ids_ensure(orchestrator, capabilities, changed)
+    schedule_ids = catalog.schedule_ids_ensure(orchestrator, capabilities, changed)
     results = [r for s in changed for r in s.results]
     agent_ids, case_ids = (
-        _agents_ensure(orchestrator, results),
-        _cases_upsert(orchestrator, results),
+        catalog.agents_ensure(orchestrator, results),
+        catalog.cases_upsert(orchestrator, results),
     )
     values = _RunValues(schedule_ids, capabilities.results_per_agent, fingerprints, now)
     _runs_write(orchestrator, changes, values, report)
@@ -347,10 +224,10 @@ def _runs_write(
     # source's), which sync cannot know.
     on_temporary = [row for row in to_create if row["vendor_schedule_id"] is not None]
     on_listed = [row for row in to_create if row["vendor_schedule_id"] is None]
-    upsert(Run, on_listed, unique=RUN_KEY, update=RUN_FIELDS)
+    catalog.upsert(Run, on_listed, unique=RUN_KEY, update=RUN_FIELDS)
     on_own = [f for f in RUN_FIELDS if f != "schedule_id"]
-    upsert(Run, on_temporary, unique=RUN_KEY, update=on_own)
-    upsert(Run, to_update, unique=RUN_KEY, update=[*RUN_FIELDS, "variables"])
+    catalog.upsert(Run, on_temporary, unique=RUN_KEY, update=on_own)
+    catalog.upsert(Run, to_update, unique=RUN_KEY, update=[*RUN_FIELDS, "variables"])
 
 
 def _runs_updated(
@@ -382,54 +259,6 @@ def _row(instance: models.Model) -> dict[str, Any]:
     }
 
 
-def _schedule_ids_ensure(
-    orchestrator: Orchestrator, capabilities: Capabilities, snapshots: Sequence[RunSnapshot]
-) -> dict[str, int]:
-    """The schedules of these runs by external id, creating the ones not listed (temporary
-    schedules, schedules known only from their runs) without touching the listed ones."""
-    wanted = {
-        s.schedule_id: (s.schedule_title or s.schedule_id, s.schedule_is_temporary)
-        for s in snapshots
-        if s.schedule_id
-    }
-    schedule_ids = schedules_ensure(orchestrator, wanted)
-    if capabilities.schedule_titles_from_runs:
-        _schedules_name(orchestrator, snapshots)
-    return schedule_ids
-
-
-def _schedules_name(orchestrator: Orchestrator, snapshots: Sequence[RunSnapshot]) -> None:
-    """A schedule named only by its runs (a Testsigma plan: execution.name) keeps that name."""
-    names = {s.schedule_id: s.schedule_title[:300] for s in snapshots if s.schedule_title}
-    renamed = [
-        Schedule(pk=pk, title=names[key])
-        for key, pk, title in Schedule.objects.filter(
-            orchestrator=orchestrator, external_id__in=list(names)
-        ).values_list("external_id", "pk", "title")
-        if title != names[key]
-    ]
-    if renamed:
-        Schedule.objects.bulk_update(renamed, ["title"])
-
-
-def _agents_ensure(orchestrator: Orchestrator, results: list[ResultSnapshot]) -> dict[str, int]:
-    # Results name their agent but not its host: they never blank what a listing said.
-    rows = {
-        r.agent_id: {"title": (r.agent_title or r.agent_id)[:300], "host": ""}
-        for r in results
-        if r.agent_id
-    }
-    return upsert_by_external_id(Agent, orchestrator, rows, ["title"])
-
-
-def _cases_upsert(orchestrator: Orchestrator, results: list[ResultSnapshot]) -> dict[str, int]:
-    rows = {
-        r.test_case_id: {"title": (r.case_title or r.case_key)[:300], "suite": r.suite[:300]}
-        for r in results
-    }
-    return upsert_by_external_id(TestCase, orchestrator, rows, ["title", "suite"])
-
-
 def _results_store(
     changed: dict[str, RunSnapshot],
     latest: dict[str, Run],
@@ -443,7 +272,9 @@ def _results_store(
         if key in latest
         for r in snapshot.results
     ]
-    return upsert(ExecutionResult, rows, unique=["run_id", "external_id"], update=RESULT_FIELDS)
+    return catalog.upsert(
+        ExecutionResult, rows, unique=["run_id", "external_id"], update=RESULT_FIELDS
+    )
 
 
 def _link_parents(orchestrator: Orchestrator, snapshots: Sequence[RunSnapshot]) -> None:
