@@ -41,7 +41,8 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from runs.models import ExecutionResult, Orchestrator, Run  # noqa: E402
 from runs.orchestrators.base import OrchestratorClient  # noqa: E402
-from runs.services.sync import orchestrator_client, orchestrator_sync  # noqa: E402
+from runs.services.session import orchestrator_client  # noqa: E402
+from runs.services.sync import orchestrator_sync  # noqa: E402
 
 CLIENT_CALLS = ("check", "list_schedules", "list_agents", "list_runs", "get_run")
 # (label, {kind: history runs per schedule}); the large size is the one the issue asks for.

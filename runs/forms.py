@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from django.http import QueryDict
 
-from runs.models import ExecutionResult, Orchestrator, OrchestratorKind, Run, Schedule
+from runs.models import ExecutionResult, Orchestrator, Run, Schedule
 from runs.services.reruns import RerunInput, Scope, rerun_capabilities
 from runs.status import FAILURES
 
@@ -246,7 +246,7 @@ class RerunForm(SubmissionForm):
         return RerunInput(
             scope=data["scope"],
             result_ids=cases,
-            agent_ids=tuple(agent.pk for agent in chosen or ()),
+            agents=tuple(chosen or ()),
             iterations={pk: tuple(ids) for pk, ids in iterations.items()},
             only_failed_iterations=bool(data.get("only_failed_iterations")),
             variables=data.get("variables") or {},
@@ -333,7 +333,7 @@ class TrackRunForm(forms.Form):
 
 
 class ConnectForm(forms.Form):
-    kind = forms.ChoiceField(choices=OrchestratorKind.choices)
+    kind = forms.ChoiceField(choices=Orchestrator._meta.get_field("kind").choices)
     name = forms.SlugField(max_length=64, help_text="Unique; appears in /go/ links.")
     base_url = forms.URLField(max_length=500, label="Base URL", assume_scheme="https")
     credential = forms.CharField(

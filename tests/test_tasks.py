@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from runs.models import Orchestrator, Run, Schedule
-from runs.services.sync import run_is_stale, run_refresh_if_stale
+from runs.services.polling import run_is_stale, run_refresh_if_stale
 from runs.status import Status
 from runs.tasks import poll_cycle, sync_cycle, sync_cycle_ensure
 from tests.emulated import emulated, emulator_state, orchestrator_for

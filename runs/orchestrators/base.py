@@ -7,7 +7,7 @@ into frozen snapshots at the boundary, and runs.services turns snapshots into ro
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -115,6 +115,9 @@ class Capabilities:
     # Leapwork runs a flow once on each agent of its step: each is a case of its own when
     # counting (elsewhere several results of one case are its tries, and the last stands).
     results_per_agent: bool = False
+    # Testsigma lists no plans: the ones configured on the orchestrator are created once (named
+    # by their runs later) and never marked vanished.
+    lists_schedules: bool = True
 
 
 # Snapshots ---------------------------------------------------------------------------------
@@ -322,6 +325,28 @@ class OrchestratorClient(ABC):
     def get_run(self, run_id: str) -> RunSnapshot:
         """One run with all its execution results."""
 
+    def follow_schedules(self, schedule_ids: Sequence[str]) -> None:
+        """The schedules configured on the orchestrator, for a vendor that lists none.
+
+        Most vendors list their schedules and ignore this.
+        """
+        return None
+
+    def discover(
+        self, schedule_ids: Sequence[str], *, since: datetime, incremental: bool, limit: int = 200
+    ) -> list[str]:
+        """Ids of the runs of these schedules that may be new or changed since `since`.
+
+        `incremental` is False on the first pass (`since` is then the history horizon). By
+        default: each schedule's runs started since. A vendor without a run list finds none
+        here (sync then follows the runs it knows, see `Capabilities.lists_runs`).
+        """
+        found: dict[str, None] = {}
+        for schedule_id in schedule_ids:
+            for ref in self.list_runs(schedule_id, since=since, limit=limit):
+                found[ref.external_id] = None
+        return list(found)
+
     @abstractmethod
     def run_now(
         self,
@@ -333,9 +358,11 @@ class OrchestratorClient(ABC):
     ) -> str:
         """Start a schedule now; return the new run's id."""
 
+    @classmethod
     @abstractmethod
-    def plan_rerun(self, run_id: str, spec: RerunSpec, *, schedule_id: str) -> list[PlannedCall]:
-        """The exact requests `rerun` would send, without sending them."""
+    def plan_rerun(cls, run_id: str, spec: RerunSpec, *, schedule_id: str) -> list[PlannedCall]:
+        """The exact requests `rerun` would send (paths relative to the API's root), without
+        sending them: a rule of the vendor, so a preview needs no connection."""
 
     @abstractmethod
     def rerun(self, run_id: str, spec: RerunSpec, *, schedule_id: str) -> RerunOutcome:

@@ -1,4 +1,9 @@
-"""Connecting an orchestrator: check the credential against it before anything is saved."""
+"""Connecting an orchestrator: check the credential against it before anything is saved.
+
+The input checks here are the one place outside runs/orchestrators/ that names the kinds
+(an unknown kind, a kind changed under the same name); what a kind can do is asked of its
+client's capabilities.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ from django.db import transaction
 
 from runs.models import Orchestrator, OrchestratorKind, Run
 from runs.orchestrators.base import OrchestratorError, RunSnapshot
-from runs.services.sync import orchestrator_session, runs_store
+from runs.orchestrators.registry import client_class
+from runs.services.session import orchestrator_session
+from runs.services.sync import runs_store
 
 
 class ConnectError(Exception):
@@ -54,7 +61,7 @@ def orchestrator_connect(
         raise ConnectError(
             f"Unknown kind {kind!r}: choose one of {', '.join(OrchestratorKind.values)}."
         )
-    if run_ids and kind != OrchestratorKind.TESTSIGMA:
+    if run_ids and client_class(kind).capabilities.lists_runs:
         raise ConnectError(
             "--run is for Testsigma, which lists no runs; the others are discovered."
         )

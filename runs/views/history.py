@@ -10,7 +10,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from runs import selectors
 from runs.filters import RunFilterForm
-from runs.services.sync import run_refresh_if_stale
+from runs.services.polling import run_refresh_if_stale
 from runs.views.common import HtmxHttpRequest, cursor, get_or_404, is_fragment
 
 

@@ -11,8 +11,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from runs import selectors
 from runs.forms import ConnectForm, TrackRunForm
+from runs.services.errors import TrackError
 from runs.services.orchestrators import ConnectError, orchestrator_connect
-from runs.services.sync import OrchestratorError, run_track
+from runs.services.sync import run_track
 from runs.views.common import HtmxHttpRequest
 
 
@@ -34,7 +35,7 @@ def track_run(request: HtmxHttpRequest) -> HttpResponse:
                 orchestrator=form.cleaned_data["orchestrator"],
                 external_id=form.cleaned_data["run_id"],
             )
-        except OrchestratorError as exc:
+        except TrackError as exc:
             form.add_error("run_id", str(exc))
         else:
             messages.success(request, f"Runboard now follows run {run.external_id}.")

@@ -14,8 +14,8 @@ from django_htmx.http import HttpResponseStopPolling
 from runs import selectors
 from runs.filters import ResultFilterForm
 from runs.models import Run
+from runs.services.polling import run_refresh_if_stale
 from runs.services.reruns import rerun_capabilities
-from runs.services.sync import run_refresh_if_stale
 from runs.views.common import HtmxHttpRequest, get_or_404, is_fragment
 from runs.views.reruns import rerun_panel_context
 

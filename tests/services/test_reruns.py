@@ -50,9 +50,7 @@ def test_it_reruns_leapwork_failures_on_another_agent_with_a_changed_variable(re
         request, sent = rerun_start(
             user=rerunner,
             idempotency_key="leap-1",
-            data=RerunInput(
-                scope="failed", agent_ids=(other.pk,), variables={"Browser": "firefox"}
-            ),
+            data=RerunInput(scope="failed", agents=(other,), variables={"Browser": "firefox"}),
             source=source,
         )
 
@@ -135,9 +133,7 @@ def test_with_agents_chosen_every_failure_moves_to_each_of_them(rerunner):
         failures = source.results.filter(status__in=["failed", "error"]).select_related("agent")
         own = failures[0].agent
         other = orchestrator.agents.exclude(pk=own.pk).first()
-        plan = rerun_plan(
-            source=source, data=RerunInput(scope="failed", agent_ids=(other.pk, own.pk))
-        )
+        plan = rerun_plan(source=source, data=RerunInput(scope="failed", agents=(other, own)))
         assert plan.summary.startswith(f"failed only, on {other.title}, {own.title}")
         assert all(case.agents == (other.title, own.title) for case in plan.cases)
         # The preview lists each case once, and exactly the calls that will be sent.
@@ -146,7 +142,7 @@ def test_with_agents_chosen_every_failure_moves_to_each_of_them(rerunner):
         rerun_start(
             user=rerunner,
             idempotency_key="leap-moved",
-            data=RerunInput(scope="failed", agent_ids=(other.pk,)),
+            data=RerunInput(scope="failed", agents=(other,)),
             source=source,
         )
         assert {w["path"] for w in vendor_writes(server)} == {
@@ -160,7 +156,7 @@ def test_send_refuses_inputs_that_plan_otherwise_than_the_preview(rerunner):
         source = failed_run(orchestrator)
         other = orchestrator.agents.first()
         previewed = rerun_plan(source=source, data=RerunInput(scope="failed"))
-        changed = RerunInput(scope="failed", agent_ids=(other.pk,))
+        changed = RerunInput(scope="failed", agents=(other,))
         with pytest.raises(PlanChanged) as refused:
             rerun_start(
                 user=rerunner,
@@ -188,9 +184,7 @@ def test_it_reruns_all_of_a_leapwork_run_on_agents_per_step(rerunner):
         request, _ = rerun_start(
             user=rerunner,
             idempotency_key="leap-all",
-            data=RerunInput(
-                scope="all", agent_ids=tuple(a.pk for a in agents), variables={"Env": "qa"}
-            ),
+            data=RerunInput(scope="all", agents=tuple(agents), variables={"Env": "qa"}),
             source=source,
         )
         assert request.state == RerunState.ACCEPTED
@@ -340,7 +334,7 @@ def test_a_refused_credential_fails_the_request_with_the_vendors_message(rerunne
 @pytest.mark.parametrize(
     ("make_input", "field"),
     [
-        (lambda run, other: RerunInput(scope="failed", agent_ids=(other.pk,)), "agents"),
+        (lambda run, other: RerunInput(scope="failed", agents=(other,)), "agents"),
         (lambda run, other: RerunInput(scope="picked", result_ids=(999_999,)), "cases"),
         (lambda run, other: RerunInput(scope="from_task", result_ids=()), "scope"),
         (lambda run, other: RerunInput(scope="all", variables={"bad name": "x"}), "variables"),
@@ -461,7 +455,7 @@ def test_conductor_cannot_pick_agents(rerunner):
         source = failed_run(orchestrator)
         agent = orchestrator.agents.first()
         with pytest.raises(RerunInvalid) as refused:
-            rerun_plan(source=source, data=RerunInput(scope="failed", agent_ids=(agent.pk,)))
+            rerun_plan(source=source, data=RerunInput(scope="failed", agents=(agent,)))
         assert "agents" in refused.value.errors
 
 

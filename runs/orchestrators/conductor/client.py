@@ -7,7 +7,7 @@ is an ExecutionResult. Reruns, retries and restarts work in place: the workflowI
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -269,6 +269,20 @@ class ConductorClient(OrchestratorClient):
             for summary in found
         ]
 
+    def discover(
+        self, schedule_ids: Sequence[str], *, since: datetime, incremental: bool, limit: int = 200
+    ) -> list[str]:
+        """A rerun, retry or restart works in place and keeps the old start time: after the
+        first pass, only the update time says an execution changed."""
+        found: dict[str, None] = {}
+        for schedule_id in schedule_ids:
+            if incremental:
+                refs = self.list_runs(schedule_id, updated_since=since, limit=limit)
+            else:
+                refs = self.list_runs(schedule_id, since=since, limit=limit)
+            found.update((ref.external_id, None) for ref in refs)
+        return list(found)
+
     def get_run(self, run_id: str) -> RunSnapshot:
         """One execution with every task; tasks sharing a reference name are attempts of one
         case, and the one with the highest seq is its result."""
@@ -315,7 +329,8 @@ class ConductorClient(OrchestratorClient):
         response = self._request("POST", "/api/workflow", json_body=body)
         return self._text_id(response, "start workflow")
 
-    def plan_rerun(self, run_id: str, spec: RerunSpec, *, schedule_id: str) -> list[PlannedCall]:
+    @classmethod
+    def plan_rerun(cls, run_id: str, spec: RerunSpec, *, schedule_id: str) -> list[PlannedCall]:
         path = f"/api/workflow/{run_id}"
         if spec.scope == Scope.ALL:
             body: dict[str, Any] = {"reRunFromWorkflowId": run_id}

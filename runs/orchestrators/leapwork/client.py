@@ -411,7 +411,8 @@ class LeapworkClient(OrchestratorClient):
             f"/api/v4/schedules/{run_id}/stop",
         )
 
-    def plan_rerun(self, run_id: str, spec: RerunSpec, *, schedule_id: str) -> list[PlannedCall]:
+    @classmethod
+    def plan_rerun(cls, run_id: str, spec: RerunSpec, *, schedule_id: str) -> list[PlannedCall]:
         if spec.scope == Scope.ALL:
             if not spec.steps:
                 raise BadRequest("a rerun of every flow needs at least one RunListStep")

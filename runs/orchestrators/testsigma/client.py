@@ -85,6 +85,7 @@ class TestsigmaClient(OrchestratorClient):
         run_now_variables=True,
         build_and_environment=True,
         lists_runs=False,
+        lists_schedules=False,
         schedule_titles_from_runs=True,
     )
 
@@ -117,6 +118,9 @@ class TestsigmaClient(OrchestratorClient):
             ScheduleSnapshot(external_id=plan_id, title=f"Test plan {plan_id}")
             for plan_id in self.test_plan_ids
         ]
+
+    def follow_schedules(self, schedule_ids: Sequence[str]) -> None:
+        self.test_plan_ids = tuple(str(plan_id) for plan_id in schedule_ids)
 
     def list_agents(self) -> list[AgentSnapshot]:
         """Machines are not listed by the API: they come with each case result."""
@@ -174,7 +178,8 @@ class TestsigmaClient(OrchestratorClient):
         answer = self.http.json("POST", self._path("/execution_results"), json_body=body)
         return _run_id(answer)
 
-    def plan_rerun(self, run_id: str, spec: RerunSpec, *, schedule_id: str) -> list[PlannedCall]:
+    @classmethod
+    def plan_rerun(cls, run_id: str, spec: RerunSpec, *, schedule_id: str) -> list[PlannedCall]:
         if spec.scope == Scope.ALL:
             re_run_type, cases = "ALL_TESTS", ()
         elif spec.scope == Scope.FAILED:
@@ -187,7 +192,7 @@ class TestsigmaClient(OrchestratorClient):
             re_run_type, cases = "USER_PICKED", spec.cases
         else:
             raise ValueError(f"Testsigma cannot rerun with scope {spec.scope}")
-        return [self._rerun_call(run_id, schedule_id, re_run_type, cases)]
+        return [_rerun_call(run_id, schedule_id, re_run_type, cases)]
 
     def rerun(self, run_id: str, spec: RerunSpec, *, schedule_id: str) -> RerunOutcome:
         calls = [
@@ -214,7 +219,7 @@ class TestsigmaClient(OrchestratorClient):
         """Rerun with any reRunType (e.g. ALL_ITERATIONS); return the new run's id."""
         if re_run_type not in RE_RUN_TYPES:
             raise ValueError(f"unknown reRunType {re_run_type!r}")
-        planned = self._rerun_call(run_id, schedule_id, re_run_type, tuple(cases))
+        planned = _rerun_call(run_id, schedule_id, re_run_type, tuple(cases))
         call = self._send(run_id, planned)
         return call.run_id
 
@@ -259,26 +264,13 @@ class TestsigmaClient(OrchestratorClient):
 
     # Reruns ----------------------------------------------------------------------------------
 
-    def _rerun_call(
-        self,
-        run_id: str,
-        schedule_id: str,
-        re_run_type: str,
-        cases: tuple[CaseTarget, ...],
-    ) -> PlannedCall:
-        body = {
-            "executionId": _vendor_id(schedule_id),
-            "executionResultId": _vendor_id(run_id),
-            "isReRun": True,
-            "reRunType": re_run_type,
-            "testCaseResultRequests": [_case_request(case) for case in cases],
-        }
-        return PlannedCall(method="POST", path=self._path("/execution_results"), body=body)
-
     def _send(self, run_id: str, planned: PlannedCall) -> CallResult:
         # testsigma.md: rerun.
         response = self.http.request(
-            planned.method, planned.path, params=planned.params or None, json_body=planned.body
+            planned.method,
+            self._path(planned.path),
+            params=planned.params or None,
+            json_body=planned.body,
         )
         return CallResult(target=f"execution result {run_id}", run_id=_run_id(parse_json(response)))
 
@@ -295,6 +287,20 @@ def _vendor_id(value: str | int) -> int | str:
 def _segment(value: str | int) -> str:
     """An id as one path segment, whatever it holds."""
     return quote(str(value).strip(), safe="")
+
+
+def _rerun_call(
+    run_id: str, schedule_id: str, re_run_type: str, cases: tuple[CaseTarget, ...]
+) -> PlannedCall:
+    """The rerun request (testsigma.md: rerun, POST /execution_results under the API root)."""
+    body = {
+        "executionId": _vendor_id(schedule_id),
+        "executionResultId": _vendor_id(run_id),
+        "isReRun": True,
+        "reRunType": re_run_type,
+        "testCaseResultRequests": [_case_request(case) for case in cases],
+    }
+    return PlannedCall(method="POST", path="/execution_results", body=body)
 
 
 def _case_request(case: CaseTarget) -> dict[str, Any]:

@@ -1,0 +1,107 @@
+"""The periodic chains: sync every orchestrator that is due, poll the runs still going.
+
+Each chain enqueues its own next link with `run_after` (see runs.services.queue), guarded so
+only one of each is ever waiting; runs.tasks only wraps these as tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from runs.models import Orchestrator, Run
+from runs.orchestrators.base import OrchestratorError
+from runs.services.queue import chain_continue
+from runs.services.session import orchestrator_session
+from runs.services.sync import orchestrator_sync, run_refresh
+from runs.status import IN_PROGRESS
+
+logger = logging.getLogger(__name__)
+
+SYNC_CHAIN = "sync"
+POLL_CHAIN = "poll"
+
+
+def orchestrators_due() -> QuerySet[Orchestrator]:
+    now = timezone.now()
+    return Orchestrator.objects.filter(enabled=True).filter(
+        Q(next_sync_after__isnull=True) | Q(next_sync_after__lte=now)
+    )
+
+
+def _running() -> QuerySet[Run]:
+    """Runs still going on orchestrators that are enabled and not backing off."""
+    return Run.objects.filter(
+        status__in=IN_PROGRESS,
+        is_frozen=False,
+        vanished_at__isnull=True,
+        orchestrator__in=orchestrators_due(),
+    )
+
+
+def sync_cycle_run() -> list[str]:
+    """Sync every enabled orchestrator that is due (one broken one never stops the others)."""
+    reports = []
+    try:
+        for orchestrator in orchestrators_due():
+            try:
+                reports.append(str(orchestrator_sync(orchestrator=orchestrator)))
+            except Exception:  # the pass records its own failures; this is the last guard
+                logger.exception("sync of %s failed", orchestrator.name)
+                reports.append(f"{orchestrator.name}: FAILED (see the log)")
+        if _running().exists():
+            poll_cycle_ensure()
+    finally:
+        chain_continue(SYNC_CHAIN, settings.RUNBOARD_SYNC_INTERVAL)
+    return reports
+
+
+def sync_cycle_ensure() -> bool:
+    """Start the periodic sync chain if it is not waiting already (called by `make run`)."""
+    return chain_continue(SYNC_CHAIN, 0)
+
+
+def poll_cycle_run() -> int:
+    """Refresh every running run; go on while any still runs. Returns how many still run."""
+    by_orchestrator: dict[int, list[Run]] = {}
+    for run in _running().select_related("orchestrator"):
+        by_orchestrator.setdefault(run.orchestrator_id, []).append(run)
+    still_running = 0
+    for runs in by_orchestrator.values():
+        orchestrator = runs[0].orchestrator
+        try:
+            with orchestrator_session(orchestrator) as client:
+                for run in runs:
+                    refreshed = run_refresh(run=run, client=client)
+                    still_running += not refreshed.is_terminal
+        except OrchestratorError as exc:
+            # The periodic pass records it and backs off; polling just tries again.
+            logger.warning("polling %s failed: %s", orchestrator.name, exc)
+            still_running += len(runs)
+    if still_running:
+        chain_continue(POLL_CHAIN, settings.RUNBOARD_POLL_INTERVAL)
+    return still_running
+
+
+def poll_cycle_ensure() -> bool:
+    return chain_continue(POLL_CHAIN, 0)
+
+
+def run_is_stale(*, run: Run, now: datetime | None = None) -> bool:
+    if run.is_terminal or run.is_frozen:
+        return False
+    now = now or timezone.now()
+    seen = max(filter(None, [run.synced_at, run.orchestrator.last_synced_at]), default=None)
+    return seen is None or now - seen > timedelta(seconds=settings.RUNBOARD_POLL_INTERVAL)
+
+
+def run_refresh_if_stale(*, run: Run) -> bool:
+    """A watched running run whose data is stale asks the poller to refresh it soon."""
+    if not run_is_stale(run=run):
+        return False
+    poll_cycle_ensure()
+    return True

@@ -1,0 +1,196 @@
+"""Sync: the only code that turns orchestrator snapshots into rows.
+
+One pass per orchestrator asks only for what may have changed (discovery), fetches it a
+batch at a time, decides what each snapshot changes (classify, pure) and stores it in bulk
+(write), so the number of queries grows with the number of runs, never with their results.
+This module holds the entry points: a pass, refreshing one run, following one by id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from runs.models import Orchestrator, Run
+from runs.orchestrators.base import NotFound, OrchestratorClient, OrchestratorError, RunSnapshot
+from runs.services.errors import TrackError
+from runs.services.session import orchestrator_session
+from runs.services.sync.catalog import (
+    agents_upsert,
+    schedules_ensure,
+    schedules_mark_vanished,
+    schedules_upsert,
+)
+from runs.services.sync.classify import snapshot_fingerprint
+from runs.services.sync.discovery import run_ids_to_fetch, run_leads
+from runs.services.sync.write import SyncReport, runs_mark_vanished, runs_store
+
+__all__ = [
+    "SyncReport",
+    "agents_upsert",
+    "orchestrator_sync",
+    "run_refresh",
+    "run_track",
+    "runs_mark_vanished",
+    "runs_store",
+    "schedules_upsert",
+    "snapshot_fingerprint",
+]
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 200
+# Incremental passes look back a little before the last one, for clocks that disagree.
+OVERLAP = timedelta(minutes=10)
+# How far back a pass walks the links of a vendor without a run list (reRunParentId).
+MAX_PARENT_HOPS = 20
+BACKOFF_CAP = timedelta(minutes=30)
+
+
+def orchestrator_sync(
+    *,
+    orchestrator: Orchestrator,
+    client: OrchestratorClient | None = None,
+    now: datetime | None = None,
+) -> SyncReport:
+    """One sync pass; any failure is recorded on the Orchestrator, never raised."""
+    now = now or timezone.now()
+    report = SyncReport(orchestrator=orchestrator.name, started_at=now)
+    # Another pass (another worker) may have moved it on since this instance was loaded.
+    orchestrator.refresh_from_db(fields=["last_synced_at", "consecutive_failures"])
+    try:
+        with orchestrator_session(orchestrator, client=client) as session:
+            _sync(orchestrator, session, report, now)
+    except OrchestratorError as exc:
+        report.error = str(exc)
+        logger.warning("sync of %s failed: %s", orchestrator.name, exc)
+    except Exception as exc:  # one orchestrator's bug must not stop the others
+        report.error = f"Internal error while syncing: {exc.__class__.__name__}: {exc}"
+        logger.exception("sync of %s failed", orchestrator.name)
+    _record_outcome(orchestrator, report, now)
+    return report
+
+
+def _record_outcome(orchestrator: Orchestrator, report: SyncReport, now: datetime) -> None:
+    if report.ok:
+        values: dict[str, Any] = {
+            "last_synced_at": now,
+            "last_sync_error": "",
+            "last_sync_error_at": None,
+            "consecutive_failures": 0,
+            "next_sync_after": None,
+        }
+    else:
+        failures = orchestrator.consecutive_failures + 1
+        # One interval after the first failure, doubling up to the cap.
+        delay = timedelta(seconds=settings.RUNBOARD_SYNC_INTERVAL * 2 ** (failures - 1))
+        values = {
+            "last_sync_error": report.error,
+            "last_sync_error_at": now,
+            "consecutive_failures": failures,
+            "next_sync_after": now + min(delay, BACKOFF_CAP),
+        }
+    Orchestrator.objects.filter(pk=orchestrator.pk).update(**values)
+    for name, value in values.items():
+        setattr(orchestrator, name, value)
+
+
+def _sync(
+    orchestrator: Orchestrator, client: OrchestratorClient, report: SyncReport, now: datetime
+) -> None:
+    schedules = client.list_schedules()
+    agents = client.list_agents()
+    if client.capabilities.lists_schedules:
+        report.schedules = len(schedules_upsert(orchestrator=orchestrator, schedules=schedules))
+        schedules_mark_vanished(orchestrator, {s.external_id for s in schedules}, now)
+    else:
+        # The configured schedules are created once, named later by their runs.
+        wanted = {s.external_id: (s.title, False) for s in schedules}
+        report.schedules = len(schedules_ensure(orchestrator, wanted))
+    report.agents = len(agents_upsert(orchestrator=orchestrator, agents=agents))
+
+    first_pass = orchestrator.last_synced_at is None
+    since = (
+        now - timedelta(days=settings.RUNBOARD_HISTORY_DAYS)
+        if first_pass
+        else orchestrator.last_synced_at - OVERLAP
+    )
+    wanted_runs = run_ids_to_fetch(
+        orchestrator, client, schedules, since=since, incremental=not first_pass
+    )
+    _fetch_and_store(orchestrator, client, wanted_runs, report, now=now)
+    if not client.capabilities.lists_runs:
+        _follow_leads(orchestrator, client, report, now=now)
+
+
+def _fetch_and_store(
+    orchestrator: Orchestrator,
+    client: OrchestratorClient,
+    external_ids: Sequence[str],
+    report: SyncReport,
+    *,
+    now: datetime,
+) -> None:
+    """Fetch runs a batch at a time and store each batch, so a failure keeps the batches before."""
+    for start in range(0, len(external_ids), BATCH_SIZE):
+        snapshots: list[RunSnapshot] = []
+        vanished: list[str] = []
+        try:
+            for external_id in external_ids[start : start + BATCH_SIZE]:
+                try:
+                    snapshots.append(client.get_run(external_id))
+                except NotFound:
+                    vanished.append(external_id)
+        finally:
+            # Whatever was fetched before an error is stored before the error surfaces.
+            report.runs_fetched += len(snapshots)
+            runs_store(orchestrator=orchestrator, snapshots=snapshots, report=report, now=now)
+            report.vanished += runs_mark_vanished(
+                orchestrator=orchestrator, external_ids=vanished, now=now
+            )
+
+
+def _follow_leads(
+    orchestrator: Orchestrator, client: OrchestratorClient, report: SyncReport, *, now: datetime
+) -> None:
+    """A vendor without a run list: follow the runs the stored ones point at, hop by hop."""
+    tried: set[str] = set()
+    for _hop in range(MAX_PARENT_HOPS):
+        leads = run_leads(orchestrator) - tried
+        if not leads:
+            return
+        tried |= leads
+        _fetch_and_store(orchestrator, client, sorted(leads), report, now=now)
+
+
+def run_refresh(*, run: Run, client: OrchestratorClient | None = None) -> Run:
+    """Fetch one run now (a watched page, a poll) and store it; errors are raised."""
+    orchestrator = run.orchestrator
+    try:
+        with orchestrator_session(orchestrator, client=client) as session:
+            snapshot = session.get_run(run.external_id)
+    except NotFound:
+        runs_mark_vanished(
+            orchestrator=orchestrator, external_ids=[run.external_id], now=timezone.now()
+        )
+        return Run.objects.get(pk=run.pk)
+    latest = runs_store(orchestrator=orchestrator, snapshots=[snapshot])
+    return latest.get(run.external_id) or Run.objects.get(pk=run.pk)
+
+
+def run_track(
+    *, orchestrator: Orchestrator, external_id: str, client: OrchestratorClient | None = None
+) -> Run:
+    """Start following a run by its vendor id (for vendors without a run list); raises
+    TrackError when the orchestrator cannot give it."""
+    try:
+        with orchestrator_session(orchestrator, client=client) as session:
+            snapshot = session.get_run(external_id.strip())
+    except OrchestratorError as exc:
+        raise TrackError(str(exc)) from exc
+    return runs_store(orchestrator=orchestrator, snapshots=[snapshot])[snapshot.external_id]

@@ -1,0 +1,179 @@
+"""Classify: snapshots to row values, and what a batch changes. Pure: no database.
+
+Everything sync decides about a snapshot is here (its columns, counts, start of this attempt,
+fingerprint, whether it is new, a new attempt, an update or nothing), so it can be read and
+tested without a database; runs.services.sync.write only stores what this decided.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from runs.models import Run, Trigger
+from runs.orchestrators.base import Capabilities, ResultSnapshot, RunSnapshot, ScheduleSnapshot
+from runs.services.attempts import attempt_changed, attempt_started_at
+from runs.services.standing import run_counts
+
+
+def snapshot_fingerprint(snapshot: RunSnapshot) -> str:
+    """A digest of everything a snapshot says, results included: equal digests, nothing to write."""
+    return hashlib.sha256(repr(snapshot).encode()).hexdigest()
+
+
+@dataclass
+class Changes:
+    """What a batch of snapshots changes, against the runs stored before."""
+
+    new_runs: list[RunSnapshot] = field(default_factory=list)
+    new_attempts: list[tuple[Run, RunSnapshot]] = field(default_factory=list)
+    updates: list[tuple[Run, RunSnapshot]] = field(default_factory=list)
+
+    @property
+    def snapshots(self) -> list[RunSnapshot]:
+        return [*self.new_runs, *(s for _, s in self.new_attempts), *(s for _, s in self.updates)]
+
+
+def changes_classify(
+    snapshots: Sequence[RunSnapshot],
+    existing: Mapping[str, Run],
+    stored_ids: Mapping[int, set[str]],
+    fingerprints: Mapping[str, str],
+    capabilities: Capabilities,
+) -> Changes:
+    """Sort a batch into new runs, new attempts (runs worked again in place) and updates."""
+    changes = Changes()
+    for snapshot in snapshots:
+        run = existing.get(snapshot.external_id)
+        if run is None:
+            changes.new_runs.append(snapshot)
+        elif capabilities.reruns_in_place and attempt_changed(
+            run, snapshot, stored_ids.get(run.pk, set())
+        ):
+            changes.new_attempts.append((run, snapshot))
+        elif run.is_terminal and not snapshot.status.is_terminal:
+            continue  # an older read than the one stored (a concurrent pass): keep the newer
+        elif run.fingerprint != fingerprints[snapshot.external_id] or run.vanished_at is not None:
+            changes.updates.append((run, snapshot))
+    return changes
+
+
+def run_trigger(snapshot: RunSnapshot) -> str:
+    if snapshot.parent_external_id:
+        return Trigger.RERUN
+    return snapshot.trigger if snapshot.trigger in Trigger.values else Trigger.SCHEDULED
+
+
+def _attempt_timing(
+    snapshot: RunSnapshot, previous_end: datetime | None, started_before: datetime | None
+) -> tuple[datetime | None, Any]:
+    """(this attempt's start, its duration)."""
+    started = attempt_started_at(snapshot, after=previous_end) or started_before
+    # The vendor's duration runs from its own start: only good when that is this attempt's.
+    duration = snapshot.duration if started == snapshot.started_at else None
+    if duration is None and snapshot.finished_at and started:
+        duration = snapshot.finished_at - started
+    return started, duration
+
+
+def run_values(
+    snapshot: RunSnapshot,
+    *,
+    schedule_ids: Mapping[str, int],
+    per_agent: bool,
+    fingerprint: str,
+    now: datetime,
+    previous_end: datetime | None = None,
+    started_before: datetime | None = None,
+) -> dict[str, Any]:
+    """The columns of a Run from its snapshot, for every writer (new run, new attempt, update).
+
+    `previous_end`: when the attempt before this one ended (attempts after the first), so the
+    run's own start is not the vendor's first start. `started_before`: the start already
+    stored, kept while the snapshot tells none (a rerun row made when Runboard sent it).
+    """
+    counts = run_counts(snapshot.results, per_agent=per_agent)
+    started, duration = _attempt_timing(snapshot, previous_end, started_before)
+    schedule = {"schedule_id": schedule_ids.get(snapshot.schedule_id), "vendor_schedule_id": None}
+    if snapshot.schedule_is_temporary:
+        # A temporary schedule (Leapwork's Run Flow by Id) is the vendor's, never Runboard's:
+        # the run keeps the schedule it has (a rerun's: its source's).
+        schedule = {"vendor_schedule_id": schedule_ids.get(snapshot.schedule_id)}
+    return {
+        **schedule,
+        "status": snapshot.status.value,
+        "vendor_status": snapshot.vendor_status[:100],
+        # Never empty (history pages paginate by it): a run not started yet shows when seen.
+        "started_at": started or now,
+        "finished_at": snapshot.finished_at,
+        "duration": duration,
+        "build": snapshot.build[:200],
+        "environment": snapshot.environment[:200],
+        "version": snapshot.version[:50],
+        "correlation_id": snapshot.correlation_id[:300],
+        "message": snapshot.message,
+        "vendor_triggered_by": snapshot.triggered_by[:200],
+        "total_count": counts.total,
+        "passed_count": counts.passed,
+        "failed_count": counts.failed,
+        "other_count": counts.other,
+        "queued_count": counts.queued,
+        "running_count": counts.running,
+        "vanished_at": None,
+        "parent_external_id": snapshot.parent_external_id[:200],
+        "latest_sibling_id": snapshot.latest_sibling_id[:200],
+        "fingerprint": fingerprint,
+    }
+
+
+def result_values(
+    result: ResultSnapshot, *, case_ids: Mapping[str, int], agent_ids: Mapping[str, int]
+) -> dict[str, Any]:
+    """The columns of an ExecutionResult from its snapshot (but its run)."""
+    r = result
+    duration = r.duration
+    if duration is None and r.finished_at and r.started_at:
+        duration = r.finished_at - r.started_at
+    return {
+        "external_id": r.external_id[:200],
+        "test_case_id": case_ids.get(r.test_case_id),
+        "agent_id": agent_ids.get(r.agent_id),
+        "case_key": r.case_key[:300],
+        "status": r.status.value,
+        "vendor_status": r.vendor_status[:100],
+        "started_at": r.started_at,
+        "finished_at": r.finished_at,
+        "duration": duration,
+        "message": r.message,
+        "log_excerpt": r.log_excerpt,
+        "seq": r.seq,
+        "retry_count": r.retry_count,
+        "input": dict(r.input),
+        "is_data_driven": r.is_data_driven,
+        "iterations": [
+            {
+                "id": i.external_id,
+                "name": i.title,
+                "status": i.status.value,
+                "vendor_status": i.vendor_status,
+            }
+            for i in r.iterations
+        ],
+    }
+
+
+def schedule_values(snapshot: ScheduleSnapshot) -> dict[str, Any]:
+    """The columns of a listed Schedule from its snapshot."""
+    return {
+        "title": snapshot.title[:300],
+        "description": snapshot.description,
+        "is_enabled": snapshot.is_enabled,
+        "is_temporary": snapshot.is_temporary,
+        "steps": [
+            {"id": st.external_id, "title": st.title, "index": st.index} for st in snapshot.steps
+        ],
+        "vanished_at": None,
+    }
