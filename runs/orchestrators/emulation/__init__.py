@@ -13,7 +13,7 @@ errors), `clock`, `faults`, `control` (the `/_emulator/` endpoints), `persistenc
 
 from __future__ import annotations
 
-from runs.orchestrators.emulation.app import EmulatorApp
+from runs.orchestrators.emulation.app import ConnectHints, EmulatorApp
 from runs.orchestrators.emulation.clock import Clock
 from runs.orchestrators.emulation.faults import Fault
 from runs.orchestrators.emulation.http import (
@@ -36,6 +36,7 @@ __all__ = [
     "STATE_FORMAT",
     "BadJson",
     "Clock",
+    "ConnectHints",
     "EmulatorApp",
     "Fault",
     "Handler",

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,6 +34,16 @@ from runs.orchestrators.emulation.persistence import (
 from runs.orchestrators.emulation.plain import from_plain, to_plain
 
 SECRET_HEADERS = frozenset({"accesskey", "authorization", "x-authorization", "cookie"})
+
+
+@dataclass(frozen=True)
+class ConnectHints:
+    """What connecting Runboard to a served emulator takes (the demo asks each emulator)."""
+
+    base_url: str
+    credential: str
+    test_plan_ids: tuple[str, ...] = ()
+    run_ids: tuple[str, ...] = ()
 
 
 class EmulatorApp(EstatePersistence, ControlEndpoints):
@@ -104,6 +115,10 @@ class EmulatorApp(EstatePersistence, ControlEndpoints):
     def banner(self) -> list[str]:
         """Lines `manage.py emulate` prints after the base URL (e.g. Testsigma plan ids)."""
         return []
+
+    def connect_hints(self) -> ConnectHints:
+        """How a client connects to this app where it is served (`served_at`)."""
+        return ConnectHints(base_url=self.served_at, credential=self.credential)
 
     def error(self, status: int, message: str) -> Response:
         return json_response({"message": message}, status)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runs.orchestrators.emulation import (
+    ConnectHints,
     EmulatorApp,
 )
 from runs.orchestrators.testsigma.emulator.model import (
@@ -88,6 +89,17 @@ class TestsigmaOverview(EmulatorApp):
                 for case_run in run.cases
             ],
         }
+
+    def connect_hints(self) -> ConnectHints:
+        """The client's base URL is under /api/v1; its test plans and, since Testsigma lists
+        no runs, the emulated history's run ids."""
+        plans = self.state()["test_plans"]
+        return ConnectHints(
+            base_url=self.served_at + PREFIX,
+            credential=self.credential,
+            test_plan_ids=tuple(str(plan["id"]) for plan in plans),
+            run_ids=tuple(str(run_id) for plan in plans for run_id in plan["run_ids"]),
+        )
 
     def banner(self) -> list[str]:
         base = self.served_at or "http://127.0.0.1:<port>"
