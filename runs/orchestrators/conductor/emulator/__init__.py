@@ -32,7 +32,6 @@ from runs.orchestrators.conductor.emulator.overview import ConductorOverview
 from runs.orchestrators.conductor.emulator.rerun import ConductorReruns
 from runs.orchestrators.conductor.emulator.search import ConductorSearch
 from runs.orchestrators.conductor.emulator.simulation import ConductorSimulation
-from runs.orchestrators.emulation import Clock
 
 __all__ = ["ConductorEmulator", "Definition", "Execution", "TaskPlan", "iso_ms"]
 
@@ -63,25 +62,7 @@ class ConductorEmulator(
         "_auto_count": Counter[str],
     }
 
-    def __init__(
-        self,
-        *,
-        seed: int = 1,
-        credential: str = "",
-        history: int = 20,
-        pace: float = 2.0,
-        autorun: float = 0.0,
-        clock: Clock | None = None,
-        orkes: bool = False,
-        token_ttl: float = 3600.0,
-    ) -> None:
+    def __init__(self, *, orkes: bool = False, token_ttl: float = 3600.0, **kwargs: Any) -> None:
         self.orkes = orkes
         self.token_ttl = token_ttl
-        super().__init__(
-            seed=seed,
-            credential=credential,
-            history=history,
-            pace=pace,
-            autorun=autorun,
-            clock=clock,
-        )
+        super().__init__(**kwargs)

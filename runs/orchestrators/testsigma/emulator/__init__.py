@@ -28,7 +28,8 @@ picks), `api` (routes, auth, parsing), `shapes` (response bodies) and `overview`
 
 from __future__ import annotations
 
-from runs.orchestrators.emulation import Clock
+from typing import Any
+
 from runs.orchestrators.testsigma.emulator.api import TestsigmaApi
 from runs.orchestrators.testsigma.emulator.estate import TestsigmaEstate
 from runs.orchestrators.testsigma.emulator.overview import TestsigmaOverview
@@ -52,23 +53,6 @@ class TestsigmaEmulator(
     kind = "testsigma"
     __test__ = False  # not a pytest class, despite the name
 
-    def __init__(
-        self,
-        *,
-        seed: int = 1,
-        credential: str = "",
-        history: int = 20,
-        pace: float = 2.0,
-        autorun: float = 0.0,
-        clock: Clock | None = None,
-        prose_results: bool = False,
-    ) -> None:
+    def __init__(self, *, prose_results: bool = False, **kwargs: Any) -> None:
         self.prose_results = prose_results
-        super().__init__(
-            seed=seed,
-            credential=credential,
-            history=history,
-            pace=pace,
-            autorun=autorun,
-            clock=clock,
-        )
+        super().__init__(**kwargs)
