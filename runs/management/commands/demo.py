@@ -181,25 +181,17 @@ class Command(BaseCommand):
     def _connect(self, emulators: dict[str, ServedEmulator]) -> None:
         for kind, served in emulators.items():
             name, *_ = DEMO_ORCHESTRATORS[kind]
-            base_url, plans, run_ids = served.base_url, [], []
-            if kind == "testsigma":
-                base_url += "/api/v1"
-                state = served.app.state()
-                plans = [str(plan["id"]) for plan in state["test_plans"]]
-                # Testsigma lists no runs: hand Runboard the emulated history's run ids.
-                run_ids = [
-                    str(run_id) for plan in state["test_plans"] for run_id in plan["run_ids"]
-                ]
+            hints = served.app.connect_hints()
             try:
                 orchestrator_connect(
                     kind=kind,
-                    base_url=base_url,
+                    base_url=hints.base_url,
                     name=name,
-                    credential=served.app.credential,
-                    test_plan_ids=plans,
-                    run_ids=run_ids,
+                    credential=hints.credential,
+                    test_plan_ids=list(hints.test_plan_ids),
+                    run_ids=list(hints.run_ids),
                 )
             except ConnectError as exc:
                 self.stderr.write(f"Could not connect {name}: {exc}")
             else:
-                self.stdout.write(f"Connected {name} ({kind}) at {base_url}")
+                self.stdout.write(f"Connected {name} ({kind}) at {hints.base_url}")

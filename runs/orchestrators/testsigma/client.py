@@ -188,10 +188,10 @@ class TestsigmaClient(OrchestratorClient):
             cases = ()
         elif spec.scope == Scope.PICKED:
             if not spec.cases:
-                raise ValueError("a hand-picked rerun needs at least one case")
+                raise BadRequest("a hand-picked Testsigma rerun needs at least one case")
             re_run_type, cases = "USER_PICKED", spec.cases
         else:
-            raise ValueError(f"Testsigma cannot rerun with scope {spec.scope}")
+            raise BadRequest(f"Testsigma cannot rerun with scope {spec.scope.value!r}")
         return [_rerun_call(run_id, schedule_id, re_run_type, cases)]
 
     def rerun(self, run_id: str, spec: RerunSpec, *, schedule_id: str) -> RerunOutcome:
@@ -218,7 +218,9 @@ class TestsigmaClient(OrchestratorClient):
     ) -> str:
         """Rerun with any reRunType (e.g. ALL_ITERATIONS); return the new run's id."""
         if re_run_type not in RE_RUN_TYPES:
-            raise ValueError(f"unknown reRunType {re_run_type!r}")
+            raise BadRequest(
+                f"unknown reRunType {re_run_type!r} (Testsigma knows {', '.join(RE_RUN_TYPES)})"
+            )
         planned = _rerun_call(run_id, schedule_id, re_run_type, tuple(cases))
         call = self._send(run_id, planned)
         return call.run_id

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from runs.orchestrators.emulation import Clock
+from runs.orchestrators.emulation import Clock, served
 from runs.orchestrators.leapwork.emulator import LeapworkEmulator, timespan, with_ids
 
 KEY = "test-key"
@@ -526,3 +526,11 @@ def test_it_serves_its_control_endpoints(leapwork_server, leapwork_app):
     assert control.post("/_emulator/reset").json() == {"reset": True}
     assert vendor.get(f"/api/v4/run/{run_id}").status_code == 404
     assert control.get("/_emulator/state").json()["counts"] == state["counts"]
+
+
+def test_it_hints_how_to_connect_to_it(leapwork_app):
+    with served(leapwork_app) as emulator:
+        hints = leapwork_app.connect_hints()
+    assert hints.base_url == emulator.base_url
+    assert hints.credential == leapwork_app.credential
+    assert hints.test_plan_ids == () and hints.run_ids == ()

@@ -406,11 +406,11 @@ def test_it_reruns_with_any_rerun_type(
 
 
 def test_it_refuses_specs_it_cannot_send(testsigma_client) -> None:
-    with pytest.raises(ValueError, match="at least one case"):
+    with pytest.raises(BadRequest, match="at least one case"):
         testsigma_client.plan_rerun("5001", RerunSpec(scope=Scope.PICKED), schedule_id="101")
-    with pytest.raises(ValueError, match="scope"):
+    with pytest.raises(BadRequest, match="scope"):
         testsigma_client.plan_rerun("5001", RerunSpec(scope=Scope.FROM_TASK), schedule_id="101")
-    with pytest.raises(ValueError, match="reRunType"):
+    with pytest.raises(BadRequest, match="reRunType"):
         testsigma_client.rerun_with_type("5001", "101", "EVERYTHING")
 
 

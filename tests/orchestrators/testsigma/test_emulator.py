@@ -606,3 +606,13 @@ def test_it_prints_the_base_url_and_plan_ids_in_its_banner(
         lines = testsigma_app.banner()
     assert lines[0].startswith(f"Client base URL: {server.base_url}/api/v1")
     assert any(line.strip().startswith("101  Checkout regression") for line in lines)
+
+
+def test_it_hints_how_to_connect_to_it(testsigma_app: TestsigmaEmulator) -> None:
+    with served(testsigma_app) as emulator:
+        hints = testsigma_app.connect_hints()
+    state = testsigma_app.state()
+    assert hints.base_url == f"{emulator.base_url}/api/v1"
+    assert hints.credential == TESTSIGMA_KEY
+    assert hints.test_plan_ids == tuple(str(plan["id"]) for plan in state["test_plans"])
+    assert hints.run_ids and set(hints.run_ids) <= {str(run["id"]) for run in state["runs"]}
