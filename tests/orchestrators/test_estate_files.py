@@ -19,7 +19,7 @@ from runs.orchestrators.emulation import (
     from_plain,
     to_plain,
 )
-from runs.orchestrators.registry import emulator_class
+from runs.orchestrators.registry import KINDS, emulator_class
 
 START = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
 KEYS = {"leapwork": "leap-key", "conductor": "", "testsigma": "ts-key"}
@@ -113,10 +113,10 @@ def running(app: EmulatorApp) -> set[str]:
     return {str(run[id_key]) for run in _runs(app) if run[field_name] in words}
 
 
-KINDS = pytest.mark.parametrize("kind", ["leapwork", "conductor", "testsigma"])
+EVERY_KIND = pytest.mark.parametrize("kind", KINDS)
 
 
-@KINDS
+@EVERY_KIND
 def test_it_resumes_the_same_runs_ids_and_in_flight_runs(kind: str, tmp_path: Path) -> None:
     path = tmp_path / f"{kind}.json"
     first = make(kind)
@@ -140,7 +140,7 @@ def test_it_resumes_the_same_runs_ids_and_in_flight_runs(kind: str, tmp_path: Pa
     assert run_id not in running(again)
 
 
-@KINDS
+@EVERY_KIND
 def test_it_continues_ids_where_the_saved_estate_left_them(kind: str, tmp_path: Path) -> None:
     path = tmp_path / f"{kind}.json"
     first = make(kind)
@@ -158,7 +158,7 @@ def test_it_continues_ids_where_the_saved_estate_left_them(kind: str, tmp_path: 
     assert start_run(fresh) in saved
 
 
-@KINDS
+@EVERY_KIND
 def test_it_saves_a_new_run_before_answering_with_its_id(kind: str, tmp_path: Path) -> None:
     path = tmp_path / f"{kind}.json"
     app = make(kind)
@@ -174,7 +174,7 @@ def test_it_saves_a_new_run_before_answering_with_its_id(kind: str, tmp_path: Pa
     assert run_id in run_ids(again)
 
 
-@KINDS
+@EVERY_KIND
 def test_it_starts_fresh_and_says_why_when_the_file_is_not_its_own(
     kind: str, tmp_path: Path
 ) -> None:
@@ -201,7 +201,7 @@ def test_it_starts_fresh_and_says_why_when_the_file_is_not_its_own(
     assert not missing.resumed and "No saved" in missing.message
 
 
-@KINDS
+@EVERY_KIND
 def test_it_starts_no_missed_runs_after_a_long_stop(kind: str, tmp_path: Path) -> None:
     path = tmp_path / f"{kind}.json"
     first = make(kind, autorun=60)

@@ -17,7 +17,7 @@ from runs import models as m
 from runs import status as vendor_status
 from runs.models import Agent, ExecutionResult, Orchestrator, Run, Schedule
 from runs.orchestrators.base import ResultSnapshot, RunSnapshot
-from runs.orchestrators.registry import client_for
+from runs.orchestrators.registry import KINDS, client_for
 from runs.services.sync import orchestrator_sync, run_refresh, run_track, runs_store
 from runs.status import Status
 from tests.emulated import (
@@ -225,7 +225,7 @@ def test_it_follows_a_run_from_start_to_end_with_all_results():
     assert not run.results.filter(status__in=[Status.QUEUED, Status.RUNNING]).exists()
 
 
-@pytest.mark.parametrize("kind", ["leapwork", "conductor", "testsigma"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_progress_counts_only_finished_results_and_tells_queued_from_running(kind):
     with synced(kind, pace=1.0) as (server, orchestrator):
         schedule = Schedule.objects.filter(orchestrator=orchestrator, is_temporary=False).first()
@@ -354,7 +354,7 @@ def test_a_conductor_attempt_has_its_own_start_and_duration_through_later_passes
 # Idempotence and cost -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["leapwork", "conductor", "testsigma"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_it_writes_nothing_on_a_second_pass_and_only_the_new_on_a_third(kind):
     with emulated(kind, history=1, pace=0.5) as (_app, server):
         state = emulator_state(server)

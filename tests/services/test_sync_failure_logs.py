@@ -6,13 +6,14 @@ import pytest
 
 from runs.models import ExecutionResult
 from runs.orchestrators.failure_causes import cause_of
+from runs.orchestrators.registry import KINDS
 from runs.status import Status
 from tests.emulated import synced
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("kind", ["leapwork", "conductor", "testsigma"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_failed_results_carry_a_message_and_a_log_excerpt_after_a_sync(kind):
     with synced(kind, history=3) as (_server, orchestrator):
         results = ExecutionResult.objects.filter(run__orchestrator=orchestrator)
