@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
 
 from runs.models import Agent, Orchestrator, Schedule, Trigger
@@ -15,6 +19,19 @@ RUN_SORTS = [
     ("duration", "Shortest first"),
 ]
 FAILURES_CHOICE = "failures"
+
+
+def _pairs(field: forms.ModelChoiceField, label: str) -> Callable[[], list[tuple[Any, str]]]:
+    """A model choice's options as (value, label) pairs, read when the widget is drawn (never
+    for a fragment that leaves the form out): hundreds of schedules and agents built as model
+    instances cost more than the history's own query."""
+    value = field.to_field_name or "pk"
+
+    @functools.cache  # read once per form: the required check and the drawing both look
+    def pairs() -> list[tuple[Any, str]]:
+        return [("", field.empty_label), *field.queryset.values_list(value, label)]
+
+    return pairs
 
 
 class RunFilterForm(forms.Form):
@@ -56,6 +73,12 @@ class RunFilterForm(forms.Form):
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
     sort = forms.ChoiceField(widget=QuickSelect, required=False, choices=RUN_SORTS)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, label in (("orchestrator", "name"), ("schedule", "title"), ("agent", "title")):
+            field = self.fields[name]
+            field.widget.choices = _pairs(field, label)
 
     def filters(self) -> dict:
         """The valid, non-empty filters (call after is_valid())."""

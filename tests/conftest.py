@@ -6,6 +6,7 @@ import os
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 
 from tests.factories import make_user
 
@@ -29,6 +30,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if not item.get_closest_marker("postgres")]
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: rows are keyed by primary key, which a rolled-back
+    test hands out again."""
+    cache.clear()
 
 
 @pytest.fixture

@@ -154,3 +154,41 @@ def test_a_row_poll_stops_once_the_run_is_over(viewer_client):
     response = viewer_client.get(url, **HTMX)
     assert response.status_code == 286
     assert "every 3s" not in response.content.decode()
+
+
+def row_html(response, run) -> str:
+    html = response.content.decode()
+    start = html.index(f'<tr id="run-{run.pk}"')
+    return html[start : html.index("</tr>", start)]
+
+
+def test_a_finished_row_drawn_before_shows_what_changed_since(viewer_client):
+    schedule = make_schedule(title="Checkout nightly")
+    run = make_run(schedule, status=Status.FAILED, failed_count=3, total_count=10, build="7")
+    assert "✗ 3" in row_html(viewer_client.get(URL), run)
+    run.failed_count, run.passed_count, run.status = 1, 9, Status.PASSED
+    run.save()
+    schedule.title = "Checkout every night"
+    schedule.save()
+    row = row_html(viewer_client.get(URL), run)
+    assert "✗ 1" in row and "✓ 9" in row and "Checkout every night" in row
+    assert "status-passed" in row
+
+
+def test_a_running_row_is_drawn_afresh_each_time(viewer_client):
+    run = make_run(status=Status.RUNNING, total_count=10, passed_count=2)
+    assert "2 of 10 done" in row_html(viewer_client.get(URL), run)
+    run.passed_count = 5
+    run.save()
+    assert "5 of 10 done" in row_html(viewer_client.get(URL), run)
+
+
+def test_the_filters_mark_what_is_chosen(viewer_client):
+    schedule = make_schedule(title="Checkout nightly")
+    agent = make_agent(schedule.orchestrator, title="Agent 7")
+    query = {"schedule": schedule.pk, "agent": agent.pk, "orchestrator": schedule.orchestrator.name}
+    html = viewer_client.get(URL, query).content.decode()
+    assert f'<option value="{schedule.pk}" selected>Checkout nightly</option>' in html
+    assert f'<option value="{agent.pk}" selected>Agent 7</option>' in html
+    name = schedule.orchestrator.name
+    assert f'<option value="{name}" selected>{name}</option>' in html
