@@ -63,10 +63,11 @@ class Agent(models.Model):
     host = models.CharField(max_length=300, blank=True)
     # Kept by sync in the same transaction as the results they count (services.agent_counts),
     # so the agents page reads these rows and never the results. Plain integers: a counter
-    # that drifted must not stop a sync; `manage.py agent_counts_rebuild` repairs it.
-    run_count = models.IntegerField(default=0)
-    result_count = models.IntegerField(default=0)
-    failed_count = models.IntegerField(default=0)
+    # that drifted must not stop a sync; `manage.py agent_counts_rebuild` repairs it. Defaults
+    # in the database too, for rows written by SQL (bench/history.py).
+    run_count = models.IntegerField(default=0, db_default=0)
+    result_count = models.IntegerField(default=0, db_default=0)
+    failed_count = models.IntegerField(default=0, db_default=0)
     last_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
