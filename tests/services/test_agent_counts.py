@@ -26,17 +26,23 @@ NOW = datetime(2026, 4, 1, tzinfo=UTC)
 
 
 def kept() -> dict[str, tuple]:
+    """The counts on the agent rows, by "orchestrator/agent" external id."""
     return {
-        a.external_id: (a.run_count, a.result_count, a.failed_count, a.last_seen_at)
-        for a in Agent.objects.all()
+        f"{a.orchestrator.name}/{a.external_id}": (
+            a.run_count,
+            a.result_count,
+            a.failed_count,
+            a.last_seen_at,
+        )
+        for a in Agent.objects.select_related("orchestrator")
     }
 
 
 def recounted() -> dict[str, tuple]:
     """The same counts the old page aggregated over every result."""
     return {
-        a.external_id: (a.n_runs, a.n_results, a.n_failed, a.last)
-        for a in Agent.objects.annotate(
+        f"{a.orchestrator.name}/{a.external_id}": (a.n_runs, a.n_results, a.n_failed, a.last)
+        for a in Agent.objects.select_related("orchestrator").annotate(
             n_runs=Count("results__run", distinct=True),
             n_results=Count("results"),
             n_failed=Count("results", filter=Q(results__status__in=[s.value for s in FAILURES])),
@@ -86,20 +92,20 @@ def test_it_counts_runs_results_failures_and_the_newest_result_on_first_store(or
         ],
     )
     assert kept() == recounted()
-    assert kept()["a"] == (2, 3, 2, NOW + timedelta(minutes=9))
+    assert kept()["lab/a"] == (2, 3, 2, NOW + timedelta(minutes=9))
 
 
 def test_it_follows_statuses_that_change_on_a_later_store(orchestrator):
     first = run("r1", result(1, agent="a", status=Status.RUNNING), result(2, agent="a"))
     runs_store(orchestrator=orchestrator, snapshots=[first])
-    assert kept()["a"][:3] == (1, 2, 0)
+    assert kept()["lab/a"][:3] == (1, 2, 0)
     failed = replace(
         first, results=(result(1, agent="a", status=Status.FAILED, at=30), *first.results[1:])
     )
     runs_store(orchestrator=orchestrator, snapshots=[failed])
 
     assert kept() == recounted()
-    assert kept()["a"] == (1, 2, 1, NOW + timedelta(minutes=30))
+    assert kept()["lab/a"] == (1, 2, 1, NOW + timedelta(minutes=30))
 
 
 def test_it_forgets_results_pruned_upstream(orchestrator):
@@ -110,8 +116,8 @@ def test_it_forgets_results_pruned_upstream(orchestrator):
     runs_store(orchestrator=orchestrator, snapshots=[replace(whole, results=whole.results[:1])])
 
     assert kept() == recounted()
-    assert kept()["a"] == (2, 2, 0, NOW)  # its newest result (at 9) is gone
-    assert kept()["b"] == (0, 0, 0, None)
+    assert kept()["lab/a"] == (2, 2, 0, NOW)  # its newest result (at 9) is gone
+    assert kept()["lab/b"] == (0, 0, 0, None)
 
 
 def test_it_moves_a_runs_results_from_one_agent_to_another(orchestrator):
@@ -126,8 +132,8 @@ def test_it_moves_a_runs_results_from_one_agent_to_another(orchestrator):
     runs_store(orchestrator=orchestrator, snapshots=[on_b])
 
     assert kept() == recounted()
-    assert kept()["a"] == (1, 1, 0, NOW - timedelta(hours=2))
-    assert kept()["b"] == (1, 2, 1, NOW)
+    assert kept()["lab/a"] == (1, 1, 0, NOW - timedelta(hours=2))
+    assert kept()["lab/b"] == (1, 2, 1, NOW)
 
 
 def test_a_store_that_changes_nothing_writes_no_agent(orchestrator):
@@ -194,5 +200,6 @@ def test_the_rebuild_repairs_counts_that_drifted():
     agent_counts_rebuild()
 
     assert kept() == recounted()
-    assert kept()[agent.external_id][:3] == (2, 3, 1)
-    assert kept()[idle.external_id] == (0, 0, 0, None)
+    name = first.orchestrator.name
+    assert kept()[f"{name}/{agent.external_id}"][:3] == (2, 3, 1)
+    assert kept()[f"{name}/{idle.external_id}"] == (0, 0, 0, None)

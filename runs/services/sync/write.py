@@ -154,6 +154,8 @@ def _runs_store(
 
     keys = [s.external_id for s in changed]
     latest = {**existing, **attempts.attempts_latest(orchestrator, keys, is_frozen=False)}
+    # The agents' counts follow the results in this transaction: three statements per batch
+    # (a tally of the batch's runs before the write, one after, one UPDATE of the deltas).
     counted = _counted_runs(changes, latest, keys)
     tally = agent_counts.agent_tally(run_pks=counted)
     report.results_written += _results_store(
