@@ -32,6 +32,7 @@ django.setup()
 from django.db import connection, transaction  # noqa: E402
 
 from runs.models import Orchestrator, OrchestratorKind  # noqa: E402
+from runs.services.agent_counts import agent_counts_rebuild  # noqa: E402
 
 KINDS = list(OrchestratorKind.values)
 # Failure messages shared across vendors, so grouping by cause has something to find.
@@ -235,6 +236,8 @@ def main() -> None:
             ),
         ),
         ("counts", seed_counts),
+        # The rows were written by SQL, not sync: the agents' counters are recounted once.
+        ("agent counts", agent_counts_rebuild),
     ]
     for name, step in steps:
         begun = time.perf_counter()

@@ -6,6 +6,7 @@ table (SQLite does for most changes) recreate them, and removing one works on ev
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.postgres.indexes import GinIndex, OpClass
@@ -34,19 +35,27 @@ class TrigramIndex(GinIndex):
 
 
 class DescendingNullsLastIndex(models.Index):
-    """(field DESC NULLS LAST, id DESC): the "largest first, empty at the end" order of a history
-    sorted by a nullable column. PostgreSQL sorts nulls first when descending, so it needs NULLS
-    LAST spelled out; SQLite sorts them last when descending already, and cannot spell it."""
+    """(leading..., field DESC NULLS LAST, id DESC): the "largest first, empty at the end" order
+    of a list sorted by a nullable column, within equal `leading` columns (a test case's
+    results). PostgreSQL sorts nulls first when descending, so it needs NULLS LAST spelled out;
+    SQLite sorts them last when descending already, and cannot spell it."""
 
-    def __init__(self, *, field: str, name: str) -> None:
-        self.field = field
-        super().__init__(F(field).desc(nulls_last=True), F("id").desc(), name=name)
+    def __init__(self, *, field: str, name: str, leading: Sequence[str] = ()) -> None:
+        self.field, self.leading = field, tuple(leading)
+        super().__init__(*self._columns(nulls_last=True), name=name)
+
+    def _columns(self, *, nulls_last: bool) -> list[Any]:
+        last = F(self.field).desc(nulls_last=True) if nulls_last else F(self.field).desc()
+        return [*(F(column) for column in self.leading), last, F("id").desc()]
 
     def deconstruct(self) -> tuple[str, tuple, dict[str, Any]]:
-        return f"{__name__}.{type(self).__name__}", (), {"field": self.field, "name": self.name}
+        kwargs: dict[str, Any] = {"field": self.field, "name": self.name}
+        if self.leading:
+            kwargs["leading"] = list(self.leading)
+        return f"{__name__}.{type(self).__name__}", (), kwargs
 
     def create_sql(self, model, schema_editor, using="", **kwargs):
         if schema_editor.connection.vendor == "postgresql":
             return super().create_sql(model, schema_editor, using=using, **kwargs)
-        plain = models.Index(F(self.field).desc(), F("id").desc(), name=self.name)
+        plain = models.Index(*self._columns(nulls_last=False), name=self.name)
         return plain.create_sql(model, schema_editor, **kwargs)

@@ -61,6 +61,14 @@ class Agent(models.Model):
     external_id = models.CharField(max_length=200)
     title = models.CharField(max_length=300)
     host = models.CharField(max_length=300, blank=True)
+    # Kept by sync in the same transaction as the results they count (services.agent_counts),
+    # so the agents page reads these rows and never the results. Plain integers: a counter
+    # that drifted must not stop a sync; `manage.py agent_counts_rebuild` repairs it. Defaults
+    # in the database too, for rows written by SQL (bench/history.py).
+    run_count = models.IntegerField(default=0, db_default=0)
+    result_count = models.IntegerField(default=0, db_default=0)
+    failed_count = models.IntegerField(default=0, db_default=0)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["title"]
@@ -289,7 +297,10 @@ class ExecutionResult(models.Model):
         ]
         indexes = [
             models.Index(fields=["run", "status"], name="result_run_status_idx"),
-            models.Index(fields=["test_case", "-started_at"], name="result_case_idx"),
+            # The test case page: its results, newest first, a page by key.
+            DescendingNullsLastIndex(
+                leading=["test_case"], field="started_at", name="result_case_started_idx"
+            ),
             models.Index(fields=["agent", "-started_at"], name="result_agent_idx"),
         ]
 

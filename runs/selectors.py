@@ -17,7 +17,6 @@ from django.db.models import (
     Exists,
     F,
     IntegerField,
-    Max,
     OuterRef,
     Prefetch,
     Q,
@@ -366,7 +365,8 @@ def overview_get() -> Overview:
 # Test cases -------------------------------------------------------------------------------
 # Every count on the test case page is of results: a result is one execution of the case.
 
-RESULT_KEY = SortKey("run__started_at", descending=True)
+# The result's own start (not its run's): served by result_case_started_idx, no join, no sort.
+RESULT_KEY = SortKey("started_at", descending=True, nullable=True)
 # One screen: the strip and the table show the same page of results, in the same order.
 CASE_PAGE_SIZE = 30
 # Results shown on each side of the run a visitor came from (?from=).
@@ -389,7 +389,7 @@ def _case_results(test_case: TestCase) -> QuerySet[ExecutionResult]:
 def test_case_history(
     *, test_case: TestCase, after: str = "", before: str = "", from_run: int | None = None
 ) -> Page[ExecutionResult]:
-    """The case's results, newest run first, a page by key; `from_run` (without a cursor)
+    """The case's results, newest first, a page by key; `from_run` (without a cursor)
     opens a window around that run's result instead: newer results above, older below."""
     results = _case_results(test_case)
     if from_run and not (after or before):
@@ -404,7 +404,7 @@ def _case_window(
 ) -> Page[ExecutionResult]:
     """`size` results on each side of `anchor`, by key, with cursors that page on from either
     end of the window (the pager then walks whole pages as usual)."""
-    value, pk = anchor.run.started_at, anchor.pk
+    value, pk = anchor.started_at, anchor.pk
     newer = list(
         results.filter(RESULT_KEY.beyond(value, pk, forward=False)).order_by(
             *RESULT_KEY.ordering(reverse=True)
@@ -626,16 +626,10 @@ def _rescued_cases(root_of: dict[int, int]) -> dict[int, set[tuple[str, Any]]]:
 
 
 def agent_list_with_counts() -> list[Agent]:
-    """Every agent with its results, failures, distinct runs, and the last time it ran one."""
+    """Every agent with its results, failures, distinct runs, and the last time it ran one:
+    counts sync keeps on the agent rows (services.agent_counts), so no result is read."""
     return list(
-        Agent.objects.select_related("orchestrator")
-        .annotate(
-            result_count=Count("results"),
-            failed_count=Count("results", filter=Q(results__status__in=FAILURE_VALUES)),
-            run_count=Count("results__run", distinct=True),
-            last_seen_at=Max("results__started_at"),
-        )
-        .order_by("orchestrator__name", "title", "id")
+        Agent.objects.select_related("orchestrator").order_by("orchestrator__name", "title", "id")
     )
 
 

@@ -80,5 +80,10 @@ def make_run(schedule: Schedule | None = None, **fields: Any) -> Run:
 
 def make_result(run: Run, **fields: Any) -> ExecutionResult:
     n = next(_counter)
-    defaults: dict[str, Any] = {"external_id": f"result-{n}", "status": Status.PASSED}
+    # A result starts with its run unless told otherwise.
+    defaults: dict[str, Any] = {
+        "external_id": f"result-{n}",
+        "status": Status.PASSED,
+        "started_at": run.started_at,
+    }
     return ExecutionResult.objects.create(run=run, **{**defaults, **fields})

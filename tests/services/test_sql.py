@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from runs.models import ExecutionResult
-from runs.services.sql import advisory_xact_lock, results_prune
-from tests.factories import make_result, make_run
+from runs.models import Agent, ExecutionResult
+from runs.services.sql import advisory_xact_lock, agent_counts_rebuild, results_prune
+from runs.status import Status
+from tests.factories import make_agent, make_result, make_run
 
 pytestmark = pytest.mark.django_db
 
@@ -49,3 +52,32 @@ def test_the_advisory_lock_holds_inside_a_transaction_and_is_a_no_op_on_sqlite()
         advisory_xact_lock(3)
     expected = 2 if connection.vendor == "postgresql" else 0
     assert len(queries.captured_queries) == expected
+
+
+def test_it_recounts_every_agent_in_one_statement():
+    run = make_run()
+    later = make_run(run.schedule, started_at=run.started_at + timedelta(hours=1))
+    busy = make_agent(run.orchestrator)
+    idle = make_agent(run.orchestrator)
+    Agent.objects.filter(pk=idle.pk).update(
+        run_count=5, result_count=5, last_seen_at=later.started_at
+    )
+    make_result(run, agent=busy, status=Status.ERROR)
+    make_result(run, agent=busy, status=Status.PASSED)
+    make_result(later, agent=busy, status=Status.FAILED)
+    make_result(later, agent=None)
+
+    with CaptureQueriesContext(connection) as queries:
+        updated = agent_counts_rebuild(failure_statuses=["failed", "error"])
+
+    assert len(queries.captured_queries) == 1 and updated == 2
+    busy.refresh_from_db()
+    idle.refresh_from_db()
+    assert (busy.run_count, busy.result_count, busy.failed_count) == (2, 3, 2)
+    assert busy.last_seen_at == later.started_at
+    assert (idle.run_count, idle.result_count, idle.failed_count, idle.last_seen_at) == (
+        0,
+        0,
+        0,
+        None,
+    )

@@ -195,3 +195,17 @@ def test_the_page_of_the_oldest_run_has_no_next_page(viewer_client, history):
     page = response.context["page"]
     assert page.items[-1].run_id == oldest.pk
     assert page.next_cursor is None and page.prev_cursor
+
+
+def test_it_orders_results_by_their_own_start_newest_first_and_unstarted_last(viewer_client):
+    schedule = make_schedule()
+    case = make_test_case(schedule.orchestrator)
+    long_run = make_run(schedule, started_at=BASE)
+    short_run = make_run(schedule, started_at=BASE + timedelta(hours=1))
+    late = make_result(long_run, test_case=case, started_at=BASE + timedelta(hours=2))
+    early = make_result(short_run, test_case=case)
+    queued = make_result(short_run, test_case=case, started_at=None, status=Status.QUEUED)
+
+    response = viewer_client.get(reverse("runs:test_case", args=[case.pk]))
+
+    assert [r.pk for r in response.context["page"].items] == [late.pk, early.pk, queued.pk]

@@ -21,7 +21,7 @@ from runs.orchestrators.base import (
     Capabilities,
     RunSnapshot,
 )
-from runs.services import attempts, sql
+from runs.services import agent_counts, attempts, sql
 from runs.services.session import orchestrator_client_class
 from runs.services.sync import catalog
 from runs.services.sync.classify import (
@@ -154,6 +154,10 @@ def _runs_store(
 
     keys = [s.external_id for s in changed]
     latest = {**existing, **attempts.attempts_latest(orchestrator, keys, is_frozen=False)}
+    # The agents' counts follow the results in this transaction: three statements per batch
+    # (a tally of the batch's runs before the write, one after, one UPDATE of the deltas).
+    counted = _counted_runs(changes, latest, keys)
+    tally = agent_counts.agent_tally(run_pks=counted)
     report.results_written += _results_store(
         {s.external_id: s for s in changed}, latest, agent_ids, case_ids
     )
@@ -162,6 +166,7 @@ def _runs_store(
         [run.pk for run, _ in changes.updates],
         [(run.pk, r.external_id[:200]) for run, s in changes.updates for r in s.results],
     )
+    agent_counts.agent_counts_apply(run_pks=counted, before=tally)
     _link_parents(orchestrator, changed)
     _touch_schedules(
         run.schedule_id
@@ -169,6 +174,13 @@ def _runs_store(
         if run is not None and run.schedule_id
     )
     return latest
+
+
+def _counted_runs(changes: Changes, latest: dict[str, Run], keys: list[str]) -> set[int]:
+    """The runs whose results this batch writes or prunes: what the agent counts re-tally."""
+    return {latest[key].pk for key in keys if key in latest} | {
+        run.pk for run, _ in changes.updates
+    }
 
 
 @dataclass(frozen=True)
