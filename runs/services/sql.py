@@ -106,9 +106,8 @@ def _results_copy_merge(
             f"AS SELECT {names} FROM {table} WITH NO DATA"
         )
         raw = cursor.cursor
-        # dict and list values go to jsonb columns as JSON (json.dumps, as the ORM sends).
-        raw.adapters.register_dumper(dict, JsonbDumper)
-        raw.adapters.register_dumper(list, JsonbDumper)
+        raw.adapters.register_dumper(dict, _JsonObjectDumper)
+        raw.adapters.register_dumper(list, _JsonArrayDumper)
         with (
             _logged(cursor, copy_sql),
             connection.wrap_database_errors,
@@ -123,6 +122,20 @@ def _results_copy_merge(
             f"ON CONFLICT ({key}) DO {'UPDATE SET ' + sets if sets else 'NOTHING'}"
         )
         return cursor.rowcount
+
+
+class _JsonObjectDumper(JsonbDumper):
+    """A dict goes to a jsonb column as JSON text (json.dumps, as the ORM sends it); most
+    results carry an empty one, which costs nothing."""
+
+    empty = b"{}"
+
+    def dump(self, obj: Any) -> bytes | None:
+        return json.dumps(obj).encode() if obj else self.empty
+
+
+class _JsonArrayDumper(_JsonObjectDumper):
+    empty = b"[]"
 
 
 def _logged(cursor: Any, sql: str) -> contextlib.AbstractContextManager[None]:
