@@ -186,3 +186,5 @@ RUNBOARD_POLL_INTERVAL = int(os.environ.get("RUNBOARD_POLL_INTERVAL", "5"))
 RUNBOARD_HISTORY_DAYS = int(os.environ.get("RUNBOARD_HISTORY_DAYS", "30"))
 RUNBOARD_HISTORY_RUNS = int(os.environ.get("RUNBOARD_HISTORY_RUNS", "200"))
 RUNBOARD_HTTP_TIMEOUT = float(os.environ.get("RUNBOARD_HTTP_TIMEOUT", "10"))
+# Calls to one orchestrator in flight at once while a run is fetched (Leapwork: its items).
+RUNBOARD_FETCH_CONCURRENCY = max(1, int(os.environ.get("RUNBOARD_FETCH_CONCURRENCY", "8")))

@@ -44,12 +44,14 @@ def client_for(
     credential: str = "",
     *,
     timeout: float = 10.0,
+    concurrency: int = 8,
     transport: httpx.BaseTransport | None = None,
 ) -> OrchestratorClient:
-    """A vendor client over a fresh httpx.Client with explicit timeouts."""
+    """A vendor client over a fresh httpx.Client with explicit timeouts, sending at most
+    `concurrency` calls at a time."""
     from runs.orchestrators.http import make_client
 
     http_client = make_client(
         base_url, timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)), transport=transport
     )
-    return client_class(kind)(http_client, credential=credential)
+    return client_class(kind)(http_client, credential=credential, concurrency=concurrency)

@@ -26,6 +26,7 @@ def orchestrator_client(
         orchestrator.base_url,
         orchestrator.credential,
         timeout=settings.RUNBOARD_HTTP_TIMEOUT,
+        concurrency=settings.RUNBOARD_FETCH_CONCURRENCY,
         transport=transport,
     )
     client.follow_schedules([str(plan) for plan in orchestrator.test_plan_ids])

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from runs.models import Agent, ExecutionResult
-from runs.services.sql import advisory_xact_lock, agent_counts_rebuild, results_prune
+from runs.orchestrators.base import IterationSnapshot, ResultSnapshot
+from runs.services.sql import (
+    advisory_xact_lock,
+    agent_counts_rebuild,
+    results_prune,
+    results_upsert,
+)
+from runs.services.sync.catalog import upsert
+from runs.services.sync.classify import RESULT_COLUMNS, result_row
+from runs.services.sync.write import RESULT_FIELDS
 from runs.status import Status
-from tests.factories import make_agent, make_result, make_run
+from tests.factories import make_agent, make_result, make_run, make_test_case
 
 pytestmark = pytest.mark.django_db
 
@@ -81,3 +91,126 @@ def test_it_recounts_every_agent_in_one_statement():
         0,
         None,
     )
+
+
+BERLIN = timezone(timedelta(hours=1))
+
+
+def snapshots() -> list[ResultSnapshot]:
+    """Results with every kind of value a column holds, the awkward ones included."""
+    started = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=BERLIN)
+    return [
+        ResultSnapshot(
+            external_id="plain",
+            case_key="flow-1",
+            case_title="Flow 1",
+            status=Status.PASSED,
+            agent_id="agent-1",
+            started_at=started,
+            finished_at=started + timedelta(seconds=3, microseconds=7),
+        ),
+        ResultSnapshot(
+            external_id="awkward",
+            case_key="flow-2",
+            case_title="Flow 2",
+            status=Status.FAILED,
+            vendor_status="Failed",
+            started_at=datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC),
+            duration=timedelta(days=1, hours=2, microseconds=1),
+            message="tab\there, newline\nthere, back\\slash, quote ' \" and ünïcödé ✓",
+            log_excerpt="\\N is not NULL",
+            seq=7,
+            retry_count=2,
+            input={"nested": {"list": [1, 2.5, None, True]}, "text": "a\tb", "empty": ""},
+            is_data_driven=True,
+            iterations=(IterationSnapshot("i-1", "Row 1", Status.ERROR, "Timeout"),),
+        ),
+        ResultSnapshot(
+            external_id="x" * 250, case_key="", case_title="", status=Status.QUEUED, seq=3
+        ),
+    ]
+
+
+def rows(run_id: int, case_ids: dict[str, int], agent_ids: dict[str, int]) -> list[tuple]:
+    return [
+        result_row(r, run_id=run_id, case_ids=case_ids, agent_ids=agent_ids) for r in snapshots()
+    ]
+
+
+def ids_for(orchestrator: Any) -> tuple[dict[str, int], dict[str, int]]:
+    return {"flow-1": make_test_case(orchestrator).pk}, {"agent-1": make_agent(orchestrator).pk}
+
+
+def stored(run_id: int) -> list[tuple]:
+    """Every column but the keys as the database holds it (as text on PostgreSQL)."""
+    columns = [c for c in RESULT_COLUMNS if c != "run_id"]
+    if connection.vendor != "postgresql":
+        values = ExecutionResult.objects.filter(run_id=run_id).order_by("external_id")
+        return list(values.values_list(*columns))
+    listed = ", ".join(f"{c}::text" for c in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {listed} FROM runs_executionresult WHERE run_id = %s ORDER BY external_id",
+            [run_id],
+        )
+        return cursor.fetchall()
+
+
+def test_it_upserts_results_by_run_and_external_id():
+    run = make_run()
+    ids = ids_for(run.orchestrator)
+    assert results_upsert(RESULT_COLUMNS, rows(run.pk, *ids), update=RESULT_FIELDS) == 3
+    changed = [(*row[:5], "failed", *row[6:]) for row in rows(run.pk, *ids)]
+
+    written = results_upsert(RESULT_COLUMNS, changed + changed[:1], update=RESULT_FIELDS)
+
+    assert written == 3
+    assert set(run.results.values_list("status", flat=True)) == {"failed"}
+    awkward = run.results.get(external_id="awkward")
+    assert awkward.input["text"] == "a\tb" and awkward.duration == timedelta(
+        days=1, hours=2, microseconds=1
+    )
+    assert run.results.get(external_id="plain").started_at == snapshots()[0].started_at
+
+
+@pytest.mark.postgres
+def test_the_copy_path_stores_what_the_orm_stores():
+    by_copy, by_orm = make_run(), make_run()
+    ids = ids_for(by_copy.orchestrator)
+    results_upsert(RESULT_COLUMNS, rows(by_copy.pk, *ids), update=RESULT_FIELDS)
+    dicts = [dict(zip(RESULT_COLUMNS, row, strict=True)) for row in rows(by_orm.pk, *ids)]
+    upsert(ExecutionResult, dicts, unique=["run_id", "external_id"], update=RESULT_FIELDS)
+
+    assert stored(by_copy.pk) == stored(by_orm.pk)
+    assert len(stored(by_copy.pk)) == 3
+
+
+@pytest.mark.postgres
+def test_it_writes_results_in_three_statements_however_many_on_postgresql():
+    run = make_run()
+    many = [(run.pk, f"r-{n}", *row[2:]) for n in range(500) for row in rows(run.pk, {}, {})[:1]]
+    with CaptureQueriesContext(connection) as few:
+        results_upsert(RESULT_COLUMNS, rows(run.pk, {}, {}), update=RESULT_FIELDS)
+    with CaptureQueriesContext(connection) as more:
+        results_upsert(RESULT_COLUMNS, many, update=RESULT_FIELDS)
+
+    # Make sure of the staging table, COPY into it (logged like any statement), merge.
+    assert len(few.captured_queries) == len(more.captured_queries) == 3
+    assert "COPY" in few.captured_queries[1]["sql"]
+    assert run.results.count() == 503
+
+
+def test_it_falls_back_to_one_orm_upsert_on_sqlite():
+    if connection.vendor == "postgresql":
+        pytest.skip("the fallback is the SQLite path")
+    run = make_run()
+    with CaptureQueriesContext(connection) as queries:
+        written = results_upsert(RESULT_COLUMNS, rows(run.pk, {}, {}), update=RESULT_FIELDS)
+    assert written == 3 and len(queries.captured_queries) == 1
+    assert "ON CONFLICT" in queries.captured_queries[0]["sql"]
+
+
+def test_it_writes_nothing_without_rows():
+    with CaptureQueriesContext(connection) as queries:
+        assert results_upsert(RESULT_COLUMNS, [], update=RESULT_FIELDS) == 0
+    assert queries.captured_queries == []

@@ -18,6 +18,7 @@ from runs import status as vendor_status
 from runs.models import Agent, ExecutionResult, Orchestrator, Run, Schedule
 from runs.orchestrators.base import ResultSnapshot, RunSnapshot
 from runs.orchestrators.registry import KINDS, client_for
+from runs.services.session import orchestrator_client
 from runs.services.sync import orchestrator_sync, run_refresh, run_track, runs_store
 from runs.status import Status
 from tests.emulated import (
@@ -614,3 +615,12 @@ def test_a_testsigma_plan_takes_its_name_from_its_runs():
         assert orchestrator.schedules.get(external_id=plan_id).title == plans[plan_id]
         assert orchestrator_sync(orchestrator=orchestrator).ok
         assert orchestrator.schedules.get(external_id=plan_id).title == plans[plan_id]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_client_is_told_the_fetch_concurrency_setting(kind, settings):
+    settings.RUNBOARD_FETCH_CONCURRENCY = 3
+    orchestrator = Orchestrator.objects.create(kind=kind, name=kind, base_url="http://x")
+    client = orchestrator_client(orchestrator)
+    client.close()
+    assert client.concurrency == 3

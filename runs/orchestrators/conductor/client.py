@@ -81,8 +81,10 @@ class ConductorClient(OrchestratorClient):
         reruns_in_place=True,
     )
 
-    def __init__(self, client: httpx.Client, *, credential: str = "") -> None:
+    def __init__(self, client: httpx.Client, *, credential: str = "", concurrency: int = 8) -> None:
         self.client = client
+        # One call per run (a workflow carries its tasks): nothing to fetch side by side.
+        self.concurrency = concurrency
         self.http = Http(client)
         key_id, sep, secret = credential.partition(":")
         # keyId:keySecret is an Orkes application key; anything else is a ready-made token.

@@ -4,13 +4,14 @@ faults, routing each request to the vendor's handler.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -84,6 +85,9 @@ class EmulatorApp(EstatePersistence, ControlEndpoints):
         self.clock = clock or Clock()
         self.lock = threading.RLock()
         self.log: deque[dict[str, Any]] = deque(maxlen=5000)
+        # Vendor requests being served now, and the most at once (GET /_emulator/in-flight).
+        self.in_flight = 0
+        self.in_flight_peak = 0
         self.faults: list[Fault] = []
         self._fault_rng = random.Random(seed)
         self.state_path: Path | None = None
@@ -149,6 +153,7 @@ class EmulatorApp(EstatePersistence, ControlEndpoints):
             self.rng = random.Random(self.seed)
             self.log.clear()
             self.faults.clear()
+            self.in_flight_peak = self.in_flight
             self.build()
 
     def now(self) -> datetime:
@@ -202,8 +207,9 @@ class EmulatorApp(EstatePersistence, ControlEndpoints):
             response = self._control(request)
         else:
             self._record(request)
-            fault = self._fault_for(request)
-            response = self._with_fault(request, fault) if fault else self._dispatch(request)
+            with self._counted():
+                fault = self._fault_for(request)
+                response = self._with_fault(request, fault) if fault else self._dispatch(request)
         if request.method != "GET":
             self.mark_changed()
         # Saved before the answer goes out: whatever a client learns (a new run id) is on disk.
@@ -215,6 +221,18 @@ class EmulatorApp(EstatePersistence, ControlEndpoints):
         reason = REASONS.get(response.status, "Unknown")
         start_response(f"{response.status} {reason}", headers)
         return [payload]
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        """Count a vendor request in flight while it is served (latency faults included)."""
+        with self.lock:
+            self.in_flight += 1
+            self.in_flight_peak = max(self.in_flight_peak, self.in_flight)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.in_flight -= 1
 
     def _with_fault(self, request: Request, fault: Fault) -> Response:
         if fault.latency:

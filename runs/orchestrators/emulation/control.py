@@ -1,4 +1,5 @@
-"""The `/_emulator/` endpoints tests and the demo use: state, request log, faults, clock, reset."""
+"""The `/_emulator/` endpoints tests and the demo use: state, request log, requests in flight,
+faults, clock, reset."""
 
 from __future__ import annotations
 
@@ -30,6 +31,12 @@ class ControlEndpoints:
                 if name == "requests" and request.method == "DELETE":
                     self.log.clear()
                     return json_response({"cleared": True})
+                if name == "in-flight" and request.method == "GET":
+                    return json_response({"now": self.in_flight, "peak": self.in_flight_peak})
+                if name == "in-flight" and request.method == "DELETE":
+                    # The peak starts again from the requests being served now.
+                    self.in_flight_peak = self.in_flight
+                    return json_response({"now": self.in_flight, "peak": self.in_flight_peak})
                 if name == "faults" and request.method == "POST":
                     body = request.json() if request.body else {}
                     items = body if isinstance(body, list) else [body]

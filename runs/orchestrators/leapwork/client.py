@@ -11,7 +11,8 @@ import contextlib
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -137,12 +138,18 @@ class LeapworkClient(OrchestratorClient):
         results_per_agent=True,
     )
 
-    def __init__(self, client: httpx.Client, *, credential: str = "") -> None:
+    def __init__(self, client: httpx.Client, *, credential: str = "", concurrency: int = 8) -> None:
         client.headers["AccessKey"] = credential
         self.client = client
         self.http = Http(client)
+        # Run items are fetched this many at a time (one call each; httpx.Client is
+        # thread-safe): a run of 70 items costs the latency of 9 calls, not of 70.
+        self.concurrency = max(1, concurrency)
+        self._pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
         self.client.close()
 
     def check(self) -> None:
@@ -263,10 +270,7 @@ class LeapworkClient(OrchestratorClient):
     def get_run(self, run_id: str) -> RunSnapshot:
         # leapwork.md: run
         run = expect(self.http.json("GET", f"/api/v4/run/{run_id}"), dict, "run")
-        results = tuple(
-            self.get_run_item(item_id, seq=seq)
-            for seq, item_id in enumerate(self.run_item_ids(run_id))
-        )
+        results = self.get_run_items(self.run_item_ids(run_id))
         with _reading("run"):
             schedule = run.get("Schedule") or {}
             word = _text(run.get("Status")) or "Queued"
@@ -303,6 +307,26 @@ class LeapworkClient(OrchestratorClient):
         body = expect(self.http.json("GET", f"/api/v4/run/{run_id}/runItemIds"), dict, "item ids")
         ids = body.get("RunItemIds", body.get("RunItemsIds"))
         return [_text(item_id) for item_id in expect(ids, list, "RunItemIds")]
+
+    def get_run_items(self, item_ids: Sequence[str]) -> tuple[ResultSnapshot, ...]:
+        """The run items in their order (seq), at most `concurrency` calls in flight; the
+        first item (in that order) that fails raises its error, the calls not started yet
+        are dropped."""
+        if self.concurrency == 1 or len(item_ids) < 2:
+            return tuple(
+                self.get_run_item(item_id, seq=seq) for seq, item_id in enumerate(item_ids)
+            )
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="leapwork")
+        futures = [
+            self._pool.submit(self.get_run_item, item_id, seq=seq)
+            for seq, item_id in enumerate(item_ids)
+        ]
+        try:
+            return tuple(future.result() for future in futures)
+        finally:
+            for future in futures:
+                future.cancel()
 
     def get_run_item(self, item_id: str, *, seq: int = 0) -> ResultSnapshot:
         """One run item; the log excerpt is fetched for failed and errored items only."""

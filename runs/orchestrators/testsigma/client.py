@@ -95,8 +95,11 @@ class TestsigmaClient(OrchestratorClient):
         *,
         credential: str = "",
         test_plan_ids: Iterable[str | int] = (),
+        concurrency: int = 8,
     ) -> None:
         self.client = client
+        # One call per run (a run's results come in pages, each needing the one before).
+        self.concurrency = concurrency
         self.http = Http(client)
         if credential:
             client.headers["Authorization"] = f"Bearer {credential}"

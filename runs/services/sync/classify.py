@@ -9,19 +9,31 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
+
+from django.utils import timezone
 
 from runs.models import Run, Trigger
 from runs.orchestrators.base import Capabilities, ResultSnapshot, RunSnapshot, ScheduleSnapshot
 from runs.services.attempts import attempt_changed, attempt_started_at
 from runs.services.standing import run_counts
 
+# Every field of a snapshot, in declaration order: a field added later joins the digest.
+_RUN_FIELDS = attrgetter(*(f.name for f in fields(RunSnapshot) if f.name != "results"))
+_RESULT_FIELDS = attrgetter(*(f.name for f in fields(ResultSnapshot)))
+
 
 def snapshot_fingerprint(snapshot: RunSnapshot) -> str:
-    """A digest of everything a snapshot says, results included: equal digests, nothing to write."""
-    return hashlib.sha256(repr(snapshot).encode()).hexdigest()
+    """A digest of everything a snapshot says, results included: equal digests, nothing to write.
+
+    The repr of each snapshot's field values: as canonical as the dataclasses' own repr, at
+    half its cost per result (no generated __repr__ per result, no recursion guard).
+    """
+    text = repr((_RUN_FIELDS(snapshot), [_RESULT_FIELDS(r) for r in snapshot.results]))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
@@ -129,31 +141,48 @@ def run_values(
     }
 
 
-def result_values(
-    result: ResultSnapshot, *, case_ids: Mapping[str, int], agent_ids: Mapping[str, int]
-) -> dict[str, Any]:
-    """The columns of an ExecutionResult from its snapshot (but its run)."""
+# The columns of a result row, in the order result_row gives them (the order COPY streams).
+RESULT_COLUMNS = (
+    *("run_id", "external_id", "test_case_id", "agent_id", "case_key", "status"),
+    *("vendor_status", "started_at", "finished_at", "duration", "message", "log_excerpt"),
+    *("seq", "retry_count", "input", "is_data_driven", "iterations"),
+)
+
+
+def result_row(
+    result: ResultSnapshot,
+    *,
+    run_id: int | None,
+    case_ids: Mapping[str, int],
+    agent_ids: Mapping[str, int],
+) -> tuple[Any, ...]:
+    """The columns of an ExecutionResult from its snapshot, in RESULT_COLUMNS order.
+
+    A tuple, not a dict: sync builds one per result of a batch (tens of thousands), so this
+    stays a single expression with nothing done twice.
+    """
     r = result
     duration = r.duration
     if duration is None and r.finished_at and r.started_at:
         duration = r.finished_at - r.started_at
-    return {
-        "external_id": r.external_id[:200],
-        "test_case_id": case_ids.get(r.test_case_id),
-        "agent_id": agent_ids.get(r.agent_id),
-        "case_key": r.case_key[:300],
-        "status": r.status.value,
-        "vendor_status": r.vendor_status[:100],
-        "started_at": r.started_at,
-        "finished_at": r.finished_at,
-        "duration": duration,
-        "message": r.message,
-        "log_excerpt": r.log_excerpt,
-        "seq": r.seq,
-        "retry_count": r.retry_count,
-        "input": dict(r.input),
-        "is_data_driven": r.is_data_driven,
-        "iterations": [
+    return (
+        run_id,
+        r.external_id[:200],
+        case_ids.get(r.case_external_id or r.case_key),
+        agent_ids.get(r.agent_id),
+        r.case_key[:300],
+        r.status.value,
+        r.vendor_status[:100],
+        _aware(r.started_at),
+        _aware(r.finished_at),
+        duration,
+        r.message,
+        r.log_excerpt,
+        r.seq,
+        r.retry_count,
+        dict(r.input),
+        r.is_data_driven,
+        [
             {
                 "id": i.external_id,
                 "name": i.title,
@@ -161,8 +190,25 @@ def result_values(
                 "vendor_status": i.vendor_status,
             }
             for i in r.iterations
-        ],
-    }
+        ]
+        if r.iterations
+        else [],
+    )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """What the ORM stores for a naive datetime (the current time zone's), so COPY does too."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return timezone.make_aware(value)
+
+
+def result_values(
+    result: ResultSnapshot, *, case_ids: Mapping[str, int], agent_ids: Mapping[str, int]
+) -> dict[str, Any]:
+    """The columns of an ExecutionResult from its snapshot (but its run), by attname."""
+    row = result_row(result, run_id=None, case_ids=case_ids, agent_ids=agent_ids)
+    return dict(zip(RESULT_COLUMNS[1:], row[1:], strict=True))
 
 
 def schedule_values(snapshot: ScheduleSnapshot) -> dict[str, Any]:

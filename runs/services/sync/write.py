@@ -1,8 +1,9 @@
 """Write: store the runs and results of a batch as classify decided, in a fixed number of
 queries whatever the number of results.
 
-Rows go through runs.services.sync.catalog's upsert (the ORM's bulk_create); the one
-statement the ORM cannot write (pruning results gone upstream) lives in runs.services.sql.
+Rows go through runs.services.sync.catalog's upsert (the ORM's bulk_create), but results,
+which runs.services.sql streams by COPY on PostgreSQL; what the ORM cannot write (COPY,
+pruning results gone upstream) lives in runs.services.sql.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from runs.services import agent_counts, attempts, sql
 from runs.services.session import orchestrator_client_class
 from runs.services.sync import catalog
 from runs.services.sync.classify import (
+    RESULT_COLUMNS,
     Changes,
     changes_classify,
-    result_values,
+    result_row,
     run_trigger,
     run_values,
     snapshot_fingerprint,
@@ -277,16 +279,15 @@ def _results_store(
     agent_ids: dict[str, int],
     case_ids: dict[str, int],
 ) -> int:
-    """Upsert the results of the changed runs: one statement."""
+    """Upsert the results of the changed runs (COPY and one merge on PostgreSQL)."""
     rows = [
-        {"run_id": latest[key].pk, **result_values(r, case_ids=case_ids, agent_ids=agent_ids)}
+        result_row(r, run_id=run_id, case_ids=case_ids, agent_ids=agent_ids)
         for key, snapshot in changed.items()
         if key in latest
+        for run_id in (latest[key].pk,)
         for r in snapshot.results
     ]
-    return catalog.upsert(
-        ExecutionResult, rows, unique=["run_id", "external_id"], update=RESULT_FIELDS
-    )
+    return sql.results_upsert(RESULT_COLUMNS, rows, update=RESULT_FIELDS)
 
 
 def _link_parents(orchestrator: Orchestrator, snapshots: Sequence[RunSnapshot]) -> None:

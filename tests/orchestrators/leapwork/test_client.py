@@ -169,7 +169,54 @@ def test_it_gets_a_finished_run_with_results_and_logs_for_failures_only(
     logged = [p for _, p in paths(leapwork_app)]
     assert logged[:2] == [f"/api/v4/run/{run_id}", f"/api/v4/run/{run_id}/runItemIds"]
     keyframes = [p for p in logged if p.endswith("/keyframes")]
-    assert keyframes == [f"/api/v4/runItems/{r.external_id}/keyframes" for r in failed]
+    # Items are fetched side by side: their logs come in any order.
+    assert sorted(keyframes) == sorted(
+        f"/api/v4/runItems/{r.external_id}/keyframes" for r in failed
+    )
+
+
+def in_flight(server: Any) -> dict[str, int]:
+    response = httpx.get(f"{server.base_url}/_emulator/in-flight", timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_it_fetches_run_items_at_most_concurrency_at_a_time(
+    leapwork_server, leapwork_app, concurrency
+):
+    run_id = newest_run_id(leapwork_app, regression(leapwork_app))
+    one_by_one = leapwork_client_for(leapwork_server, concurrency=1)
+    expected = one_by_one.get_run(run_id)
+    one_by_one.close()
+    assert len(expected.results) > 2 * concurrency
+    # Each item call is held long enough for the next ones to overlap it, if they are sent.
+    leapwork_app.faults = [Fault(path="/api/v4/runItems/", latency=0.05)]
+    httpx.delete(f"{leapwork_server.base_url}/_emulator/in-flight", timeout=5)
+    client = leapwork_client_for(leapwork_server, concurrency=concurrency)
+
+    run = client.get_run(run_id)
+    client.close()
+
+    assert run == expected  # the same data, in the same order (seq)
+    peak = in_flight(leapwork_server)["peak"]
+    assert peak == 1 if concurrency == 1 else 1 < peak <= concurrency
+
+
+@pytest.mark.parametrize(("status", "error"), [(404, NotFound), (401, Unauthorized)])
+def test_it_raises_the_first_failing_item_typed(leapwork_server, leapwork_app, status, error):
+    run_id = newest_run_id(leapwork_app, regression(leapwork_app))
+    item_ids = [i["id"] for i in run_state(leapwork_app, run_id)["items"]]
+    leapwork_app.faults = [
+        Fault(
+            path=f"/api/v4/runItems/({item_ids[3]}|{item_ids[5]})$", error_rate=1.0, status=status
+        )
+    ]
+    client = leapwork_client_for(leapwork_server, concurrency=4)
+    with pytest.raises(error) as caught:
+        client.get_run(run_id)
+    client.close()
+    assert caught.value.status_code == status
 
 
 def test_it_reads_the_run_status_on_the_run_path(leapwork_client, leapwork_app):
