@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
@@ -94,16 +94,22 @@ RESULT_KEY = ("run_id", "external_id")
 
 
 def results_upsert(
-    columns: Sequence[str], rows: Sequence[tuple[Any, ...]], *, update: Sequence[str]
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    update: Sequence[str],
+    new_runs: Collection[int] = (),
 ) -> int:
     """Insert or update results by (run, external id); return how many rows were written.
 
     `rows` are tuples in `columns` order (attnames; the key among them), values as the ORM
-    takes them. On PostgreSQL the rows are streamed by COPY into a staging table and merged
-    by one INSERT ... SELECT ... ON CONFLICT: the ORM has no COPY, and its bulk_create builds
-    a model instance per row, prepares every value in Python and compiles one statement
-    with a parameter per value (seconds for a batch of 20,000 results). Elsewhere (SQLite)
-    it is the ORM's upsert. A row repeated by key: the last one stands, as with the ORM.
+    takes them. On PostgreSQL the rows are streamed by COPY: the ORM has no COPY, and its
+    bulk_create builds a model instance per row, prepares every value in Python and compiles
+    one statement with a parameter per value (seconds for a batch of 20,000 results). The
+    results of `new_runs` (runs this batch created: nothing of theirs can be stored yet) go
+    straight into the table; the others into a staging table, merged by one INSERT ... SELECT
+    ... ON CONFLICT. Elsewhere (SQLite) it is the ORM's upsert. A row repeated by key: the
+    last one stands, as with the ORM.
     """
     key = [columns.index(name) for name in RESULT_KEY]
     by_key = {(row[key[0]], row[key[1]]): row for row in rows}
@@ -114,45 +120,59 @@ def results_upsert(
 
         dicts = (dict(zip(columns, row, strict=True)) for row in by_key.values())
         return upsert(ExecutionResult, dicts, unique=RESULT_KEY, update=update)
-    return _results_copy_merge(columns, by_key.values(), update)
+    fresh = [row for row in by_key.values() if row[key[0]] in new_runs]
+    stored = [row for row in by_key.values() if row[key[0]] not in new_runs]
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        written = _copy(cursor, _quoted_table(), columns, fresh) if fresh else 0
+        if stored:
+            written += _results_copy_merge(cursor, columns, stored, update)
+    return written
+
+
+def _quoted_table() -> str:
+    return connection.ops.quote_name(ExecutionResult._meta.db_table)
+
+
+def _copy(cursor: Any, target: str, columns: Sequence[str], rows: Iterable[tuple]) -> int:
+    """COPY `rows` into `target`: one statement, logged like any other."""
+    names = ", ".join(connection.ops.quote_name(name) for name in columns)
+    copy_sql = f"COPY {target} ({names}) FROM STDIN"
+    raw = cursor.cursor
+    raw.adapters.register_dumper(dict, _JsonObjectDumper)
+    raw.adapters.register_dumper(list, _JsonArrayDumper)
+    written = 0
+    with _logged(cursor, copy_sql), connection.wrap_database_errors, raw.copy(copy_sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+            written += 1
+    return written
 
 
 def _results_copy_merge(
-    columns: Sequence[str], rows: Iterable[tuple[Any, ...]], update: Sequence[str]
+    cursor: Any, columns: Sequence[str], rows: Iterable[tuple[Any, ...]], update: Sequence[str]
 ) -> int:
     """Three statements whatever the number of rows: make sure of the staging table, COPY,
     merge. The merge empties the staging table as it reads it, so a second batch in one
     transaction starts from nothing; at commit PostgreSQL truncates it anyway."""
     quote = connection.ops.quote_name
-    table = quote(ExecutionResult._meta.db_table)
+    table = _quoted_table()
     names = ", ".join(quote(name) for name in columns)
     # Named by its columns: a connection kept across a deploy never reuses a stale shape.
     digest = hashlib.sha1(names.encode(), usedforsecurity=False).hexdigest()[:10]
     stage = quote(f"runboard_results_stage_{digest}")
     sets = ", ".join(f"{quote(name)} = EXCLUDED.{quote(name)}" for name in update)
-    copy_sql = f"COPY {stage} ({names}) FROM STDIN"
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "
-            f"AS SELECT {names} FROM {table} WITH NO DATA"
-        )
-        raw = cursor.cursor
-        raw.adapters.register_dumper(dict, _JsonObjectDumper)
-        raw.adapters.register_dumper(list, _JsonArrayDumper)
-        with (
-            _logged(cursor, copy_sql),
-            connection.wrap_database_errors,
-            raw.copy(copy_sql) as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
-        key = ", ".join(quote(name) for name in RESULT_KEY)
-        cursor.execute(
-            f"WITH staged AS (DELETE FROM {stage} RETURNING {names}) "
-            f"INSERT INTO {table} ({names}) SELECT {names} FROM staged ORDER BY {key} "
-            f"ON CONFLICT ({key}) DO {'UPDATE SET ' + sets if sets else 'NOTHING'}"
-        )
-        return cursor.rowcount
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "
+        f"AS SELECT {names} FROM {table} WITH NO DATA"
+    )
+    _copy(cursor, stage, columns, rows)
+    key = ", ".join(quote(name) for name in RESULT_KEY)
+    cursor.execute(
+        f"WITH staged AS (DELETE FROM {stage} RETURNING {names}) "
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM staged ORDER BY {key} "
+        f"ON CONFLICT ({key}) DO {'UPDATE SET ' + sets if sets else 'NOTHING'}"
+    )
+    return cursor.rowcount
 
 
 class _JsonObjectDumper(JsonbDumper):

@@ -174,10 +174,12 @@ def test_it_upserts_results_by_run_and_external_id():
 
 
 @pytest.mark.postgres
-def test_the_copy_path_stores_what_the_orm_stores():
+@pytest.mark.parametrize("fresh", [False, True], ids=["merged", "new run"])
+def test_the_copy_path_stores_what_the_orm_stores(fresh):
     by_copy, by_orm = make_run(), make_run()
     ids = ids_for(by_copy.orchestrator)
-    results_upsert(RESULT_COLUMNS, rows(by_copy.pk, *ids), update=RESULT_FIELDS)
+    new_runs = {by_copy.pk} if fresh else set()
+    results_upsert(RESULT_COLUMNS, rows(by_copy.pk, *ids), update=RESULT_FIELDS, new_runs=new_runs)
     dicts = [dict(zip(RESULT_COLUMNS, row, strict=True)) for row in rows(by_orm.pk, *ids)]
     upsert(ExecutionResult, dicts, unique=["run_id", "external_id"], update=RESULT_FIELDS)
 
@@ -200,14 +202,30 @@ def test_it_writes_results_in_three_statements_however_many_on_postgresql():
     assert run.results.count() == 503
 
 
-def test_it_falls_back_to_one_orm_upsert_on_sqlite():
-    if connection.vendor == "postgresql":
-        pytest.skip("the fallback is the SQLite path")
+@pytest.mark.postgres
+def test_a_new_runs_results_go_straight_in_by_one_copy():
+    new, stored_before = make_run(), make_run()
+    make_result(stored_before, external_id="plain", status=Status.QUEUED)
+    batch = rows(new.pk, {}, {}) + rows(stored_before.pk, {}, {})
+    with CaptureQueriesContext(connection) as queries:
+        written = results_upsert(RESULT_COLUMNS, batch, update=RESULT_FIELDS, new_runs={new.pk})
+
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert written == 6 and len(statements) == 4
+    assert statements[0].startswith('COPY "runs_executionresult"')
+    assert stored_before.results.get(external_id="plain").status == Status.PASSED
+
+
+def test_it_writes_a_batch_in_a_fixed_number_of_statements_on_each_database():
     run = make_run()
     with CaptureQueriesContext(connection) as queries:
         written = results_upsert(RESULT_COLUMNS, rows(run.pk, {}, {}), update=RESULT_FIELDS)
-    assert written == 3 and len(queries.captured_queries) == 1
-    assert "ON CONFLICT" in queries.captured_queries[0]["sql"]
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert written == 3
+    if connection.vendor == "postgresql":
+        assert len(statements) == 3 and "ON CONFLICT" in statements[-1]
+    else:  # The ORM's upsert.
+        assert len(statements) == 1 and "ON CONFLICT" in statements[0]
 
 
 def test_it_writes_nothing_without_rows():

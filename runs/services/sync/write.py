@@ -160,8 +160,10 @@ def _runs_store(
     # (a tally of the batch's runs before the write, one after, one UPDATE of the deltas).
     counted = _counted_runs(changes, latest, keys)
     tally = agent_counts.agent_tally(run_pks=counted)
+    # Rows this batch made (new runs, new attempts) hold no results yet.
+    made = {run.pk for key, run in latest.items() if getattr(existing.get(key), "pk", 0) != run.pk}
     report.results_written += _results_store(
-        {s.external_id: s for s in changed}, latest, agent_ids, case_ids
+        {s.external_id: s for s in changed}, latest, agent_ids, case_ids, new_runs=made
     )
     # Only runs stored before can hold results gone upstream.
     sql.results_prune(
@@ -278,8 +280,11 @@ def _results_store(
     latest: dict[str, Run],
     agent_ids: dict[str, int],
     case_ids: dict[str, int],
+    *,
+    new_runs: set[int],
 ) -> int:
-    """Upsert the results of the changed runs (COPY and one merge on PostgreSQL)."""
+    """Upsert the results of the changed runs (COPY and one merge on PostgreSQL); the runs
+    the batch created (`new_runs`) have none stored yet."""
     rows = [
         result_row(r, run_id=run_id, case_ids=case_ids, agent_ids=agent_ids)
         for key, snapshot in changed.items()
@@ -287,7 +292,7 @@ def _results_store(
         for run_id in (latest[key].pk,)
         for r in snapshot.results
     ]
-    return sql.results_upsert(RESULT_COLUMNS, rows, update=RESULT_FIELDS)
+    return sql.results_upsert(RESULT_COLUMNS, rows, update=RESULT_FIELDS, new_runs=new_runs)
 
 
 def _link_parents(orchestrator: Orchestrator, snapshots: Sequence[RunSnapshot]) -> None:
