@@ -13,6 +13,7 @@ from runs import selectors
 from runs.models import ExecutionResult, Orchestrator, Run, Schedule
 from runs.selectors import ResultCounts
 from runs.services.reruns import RerunInput, Scope, rerun_capabilities
+from runs.widgets import QuickChoices, QuickSingleChoice
 
 SCOPE_LABELS = {
     Scope.FAILED: "Failed only",
@@ -47,20 +48,6 @@ def parse_variables(data: QueryDict) -> tuple[dict[str, str], str]:
             return variables, f"The variable “{name}” is given twice."
         variables[name] = value
     return variables, ""
-
-
-class SingleChoiceOfMany(forms.RadioSelect):
-    """Radio buttons for a multiple-choice field where exactly one may be picked (a task)."""
-
-    def value_from_datadict(self, data: Any, files: Any, name: str) -> list[str]:
-        return data.getlist(name) if hasattr(data, "getlist") else list(data.get(name) or [])
-
-    def format_value(self, value: Any) -> list[str]:
-        return (
-            [str(v) for v in (value or [])]
-            if isinstance(value, list | tuple)
-            else super().format_value(value)
-        )
 
 
 def _iteration_pick(value: str) -> tuple[int, str]:
@@ -156,15 +143,13 @@ class RerunForm(SubmissionForm):
         required=False,
     )
     agents = forms.ModelMultipleChoiceField(
-        queryset=None, required=False, widget=forms.CheckboxSelectMultiple, label="Agents"
+        queryset=None, required=False, widget=QuickChoices, label="Agents"
     )
-    cases = AnyOfTheRun(
-        coerce=int, required=False, widget=forms.CheckboxSelectMultiple, label="Cases"
-    )
+    cases = AnyOfTheRun(coerce=int, required=False, widget=QuickChoices, label="Cases")
     iterations = AnyOfTheRun(
         coerce=_iteration_pick,
         required=False,
-        widget=forms.CheckboxSelectMultiple,
+        widget=QuickChoices,
         label="Iterations",
     )
     only_failed_iterations = forms.BooleanField(
@@ -226,7 +211,7 @@ class RerunForm(SubmissionForm):
         if not self.picks_one_task:
             return
         field.label = "Task to rerun from"
-        field.widget = SingleChoiceOfMany()
+        field.widget = QuickSingleChoice()
         field.widget.choices = field.choices
         first = failures[-1] if failures else (self.results[-1] if self.results else None)
         field.initial = [first.pk] if first else []

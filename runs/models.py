@@ -289,6 +289,8 @@ class ExecutionResult(models.Model):
         ]
         indexes = [
             models.Index(fields=["run", "status"], name="result_run_status_idx"),
+            # A run's page walks its results by (seq, id), a page at a time, at any run size.
+            models.Index(fields=["run", "seq", "id"], name="result_run_seq_idx"),
             models.Index(fields=["test_case", "-started_at"], name="result_case_idx"),
             models.Index(fields=["agent", "-started_at"], name="result_agent_idx"),
         ]
