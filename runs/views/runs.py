@@ -65,12 +65,14 @@ def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 def run_poll(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """The run page's summary (and its results, out of band) while the run is in progress."""
+    """The run page's summary (and its counts and page of results, out of band) while the run
+    is in progress."""
     run = get_or_404(selectors.run_get_for_poll, pk, "run")
     # The refresh hook: a watched, stale running run asks the background poller for fresh data.
     run_refresh_if_stale(run=run)
     context = {**_run_page_context(request, run), "oob": True}
     html = render_to_string("runs/run_detail.html#run-summary", context, request)
+    html += render_to_string("runs/run_detail.html#result-counts", context, request)
     html += render_to_string("runs/run_detail.html#run-results", context, request)
     if not run.is_terminal:
         return HttpResponse(html)

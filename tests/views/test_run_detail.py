@@ -343,6 +343,7 @@ def test_the_poll_of_a_big_run_in_progress_renders_one_page(viewer_client):
     run = big_run(250, status=Status.RUNNING, finished_at=None, duration=None)
     html = viewer_client.get(reverse("runs:run_poll", args=[run.pk]), **HTMX).content.decode()
     assert len(rows(html)) == 100
+    assert '<div id="result-counts" class="result-counts" hx-swap-oob="true">' in html
     # While it runs, the next page replaces this one and the poll keeps it (its cursor).
     page = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
     assert 'hx-include="#result-filters, .results-cursor"' in page
