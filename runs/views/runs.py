@@ -29,10 +29,12 @@ def _run_page_context(request: HtmxHttpRequest, run: Run) -> dict[str, Any]:
     form.is_valid()
     filters, more = form.filters(), bool(request.htmx) and request.htmx.target == MORE_ROWS
     failures_total = counts.failures_on(filters.get("agent"))
+    # Once the run is over its failures come apart, first; while it runs (and polls) they
+    # show in the run's order, counted above, so a poll reads one page of results.
     results = selectors.run_result_page(
         run=run,
         filters=filters,
-        with_failures=not more,
+        with_failures=run.is_terminal and not more,
         has_failures=bool(failures_total),
         **cursor(request),
     )
