@@ -9,9 +9,11 @@ from typing import Any
 from django import forms
 from django.http import QueryDict
 
+from runs import selectors
 from runs.models import ExecutionResult, Orchestrator, Run, Schedule
+from runs.selectors import ResultCounts
 from runs.services.reruns import RerunInput, Scope, rerun_capabilities
-from runs.status import FAILURES
+from runs.widgets import QuickChoices, QuickSingleChoice
 
 SCOPE_LABELS = {
     Scope.FAILED: "Failed only",
@@ -48,18 +50,20 @@ def parse_variables(data: QueryDict) -> tuple[dict[str, str], str]:
     return variables, ""
 
 
-class SingleChoiceOfMany(forms.RadioSelect):
-    """Radio buttons for a multiple-choice field where exactly one may be picked (a task)."""
+def _iteration_pick(value: str) -> tuple[int, str]:
+    """ "<result id>:<iteration id>", as the iteration checkboxes send it."""
+    pk, sep, iteration = value.partition(":")
+    if not sep:
+        raise ValueError(value)
+    return int(pk), iteration
 
-    def value_from_datadict(self, data: Any, files: Any, name: str) -> list[str]:
-        return data.getlist(name) if hasattr(data, "getlist") else list(data.get(name) or [])
 
-    def format_value(self, value: Any) -> list[str]:
-        return (
-            [str(v) for v in (value or [])]
-            if isinstance(value, list | tuple)
-            else super().format_value(value)
-        )
+class AnyOfTheRun(forms.TypedMultipleChoiceField):
+    """Picks among a run's results: the choices are only those shown, but any result of the
+    run may be sent (a page further down, a search); the form checks them against the run."""
+
+    def valid_value(self, value: Any) -> bool:
+        return True
 
 
 class JSONObjectField(forms.CharField):
@@ -139,13 +143,14 @@ class RerunForm(SubmissionForm):
         required=False,
     )
     agents = forms.ModelMultipleChoiceField(
-        queryset=None, required=False, widget=forms.CheckboxSelectMultiple, label="Agents"
+        queryset=None, required=False, widget=QuickChoices, label="Agents"
     )
-    cases = forms.TypedMultipleChoiceField(
-        coerce=int, required=False, widget=forms.CheckboxSelectMultiple, label="Cases"
-    )
-    iterations = forms.MultipleChoiceField(
-        required=False, widget=forms.CheckboxSelectMultiple, label="Iterations"
+    cases = AnyOfTheRun(coerce=int, required=False, widget=QuickChoices, label="Cases")
+    iterations = AnyOfTheRun(
+        coerce=_iteration_pick,
+        required=False,
+        widget=QuickChoices,
+        label="Iterations",
     )
     only_failed_iterations = forms.BooleanField(
         required=False, label="Only the failed iterations of data-driven cases"
@@ -154,25 +159,32 @@ class RerunForm(SubmissionForm):
     correlation_id = forms.CharField(required=False, max_length=300, label="Correlation id")
     task_input = JSONObjectField(required=False, label="Task input (JSON)")
 
-    def __init__(self, *args: Any, run: Run, results: list[ExecutionResult], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        run: Run,
+        shown: list[ExecutionResult],
+        counts: ResultCounts,
+        **kwargs: Any,
+    ) -> None:
+        """`shown`: the results the page shows (the picker offers only these, never a widget
+        per result of a big run); `counts`: the run's, for what it has failed."""
         super().__init__(*args, **kwargs)
         self.run = run
-        self.results = results
+        self.results = shown
         self.capabilities = caps = rerun_capabilities(run.orchestrator)
-        failures = [r for r in results if r.status in FAILURES]
-        self.has_failures = bool(failures)
         self.fields["scope"].choices = [
             (scope.value, SCOPE_LABELS[scope]) for scope in SCOPE_LABELS if scope in caps.scopes
         ]
         self.fields["scope"].initial = (
-            Scope.FAILED if failures and Scope.FAILED in caps.scopes else Scope.ALL
+            Scope.FAILED if counts.failures and Scope.FAILED in caps.scopes else Scope.ALL
         )
-        self._cases_field(failures)
+        self._cases_field([r for r in shown if r.status_enum.is_failure])
         if caps.agent_picker:
             self.fields["agents"].queryset = run.orchestrator.agents.all()
         else:
             del self.fields["agents"], self.fields["where"]
-        self._iteration_fields(failures)
+        self._iteration_fields(counts)
         if caps.workflow_input:
             self.fields["workflow_input"].initial = run.variables or {}
             self.fields["correlation_id"].initial = run.correlation_id
@@ -199,29 +211,21 @@ class RerunForm(SubmissionForm):
         if not self.picks_one_task:
             return
         field.label = "Task to rerun from"
-        field.widget = SingleChoiceOfMany()
+        field.widget = QuickSingleChoice()
         field.widget.choices = field.choices
         first = failures[-1] if failures else (self.results[-1] if self.results else None)
         field.initial = [first.pk] if first else []
         if self.capabilities.task_input:
             self.fields["task_input"].initial = first.input if first else None
 
-    def _iteration_fields(self, failures: list[ExecutionResult]) -> None:
-        choices = [
-            (
-                f"{r.pk}:{it.get('id')}",
-                f"{_result_label(r)} · {it.get('name') or it.get('id')} ({it.get('status')})",
-            )
-            for r in self.results
-            if r.is_data_driven
-            for it in r.iterations
-        ]
-        if not (self.capabilities.iterations and choices):
+    def _iteration_fields(self, counts: ResultCounts) -> None:
+        choices = _iteration_choices(self.results)
+        if not (self.capabilities.iterations and (choices or counts.failures_data_driven)):
             del self.fields["iterations"], self.fields["only_failed_iterations"]
             return
         self.fields["iterations"].choices = choices
-        self.fields["only_failed_iterations"].initial = bool(failures) and all(
-            r.is_data_driven for r in failures
+        self.fields["only_failed_iterations"].initial = bool(counts.failures) and (
+            counts.failures_data_driven == counts.failures
         )
 
     def clean(self) -> dict[str, Any]:
@@ -230,16 +234,35 @@ class RerunForm(SubmissionForm):
             self.add_error(
                 "agents", "Check at least one agent, or rerun each case on the agent it ran on."
             )
+        self._check_picks(cleaned)
         return cleaned
+
+    def _check_picks(self, cleaned: dict[str, Any]) -> None:
+        """Picked cases and iterations must be of this run: one query for both. Those found
+        join the choices, so a form shown again keeps them checked."""
+        cases = set(cleaned.get("cases") or ())
+        of_iterations = {pk for pk, _ in cleaned.get("iterations") or ()}
+        if not (cases or of_iterations):
+            return
+        found = selectors.run_results_picked(run=self.run, ids=cases | of_iterations)
+        known = {r.pk for r in found}
+        if cases - known:
+            self.add_error("cases", "Some picked cases are not results of this run.")
+        if of_iterations - known:
+            self.add_error("iterations", "Some picked iterations are not iterations of this run.")
+        offered = {r.pk for r in self.results}
+        self.results = [*self.results, *(r for r in found if r.pk not in offered)]
+        self.fields["cases"].choices = [(r.pk, _result_label(r)) for r in self.results]
+        if "iterations" in self.fields:
+            self.fields["iterations"].choices = _iteration_choices(self.results)
 
     def rerun_input(self) -> RerunInput:
         data = self.cleaned_data
         # Agents checked count unless "each case on the agent it ran on" was picked.
         chosen = data.get("agents") if data.get("where") != OWN_AGENT else None
         iterations: dict[int, list[str]] = {}
-        for value in data.get("iterations") or []:
-            pk, _, iteration = value.partition(":")
-            iterations.setdefault(int(pk), []).append(iteration)
+        for pk, iteration in data.get("iterations") or []:
+            iterations.setdefault(pk, []).append(iteration)
         cases = tuple(dict.fromkeys(data.get("cases") or ()))
         # Picking iterations picks their case.
         cases += tuple(pk for pk in iterations if pk not in cases)
@@ -288,6 +311,18 @@ class RunNowForm(SubmissionForm):
             build=data.get("build") or "",
             environment=data.get("environment") or "",
         )
+
+
+def _iteration_choices(results: list[ExecutionResult]) -> list[tuple[str, str]]:
+    return [
+        (
+            f"{r.pk}:{it.get('id')}",
+            f"{_result_label(r)} · {it.get('name') or it.get('id')} ({it.get('status')})",
+        )
+        for r in results
+        if r.is_data_driven
+        for it in r.iterations
+    ]
 
 
 def _result_label(result: ExecutionResult) -> str:

@@ -7,6 +7,7 @@ shown, so a page costs the same at the end of a long history as at its start (no
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -16,7 +17,6 @@ from django.db.models import (
     Count,
     Exists,
     F,
-    IntegerField,
     OuterRef,
     Prefetch,
     Q,
@@ -55,11 +55,14 @@ class SortKey:
     field: str
     descending: bool
     nullable: bool = False
+    integer: bool = False  # a plain integer column (a result's seq), not a time or duration
 
     def encode(self, row: Any) -> str:
         value = _lookup(row, self.field)
         if value is None:
             return f"n_{row.pk}"
+        if self.integer:
+            return f"{value}_{row.pk}"
         if isinstance(value, datetime):
             value = value - EPOCH
         return f"{value // timedelta(microseconds=1)}_{row.pk}"
@@ -71,6 +74,8 @@ class SortKey:
             pk = int(raw_pk)
             if raw_value == "n" and self.nullable:
                 return None, pk
+            if self.integer:
+                return int(raw_value), pk
             micro = timedelta(microseconds=int(raw_value))
         except (ValueError, OverflowError):
             return None
@@ -254,10 +259,97 @@ def run_get_for_poll(*, pk: int) -> Run:
     return Run.objects.select_related("orchestrator", "schedule", "triggered_by").get(pk=pk)
 
 
-def run_results(*, run: Run, filters: dict[str, Any] | None = None) -> list[ExecutionResult]:
-    """The run's results, failed and errored first, then in the orchestrator's order."""
-    filters = filters or {}
-    queryset = run.results.select_related("test_case", "agent")
+# A run's page: what fits on a screen, whatever the run's size.
+
+RESULT_PAGE_SIZE = 100
+FAILURES_SHOWN = 20
+SEQ_KEY = SortKey("seq", descending=False, integer=True)
+
+
+@dataclass(frozen=True)
+class AgentCount:
+    """An agent the run's results ran on, with how many ran there and how many failed."""
+
+    pk: int
+    title: str
+    results: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class ResultCounts:
+    """A run's results by status and by agent: one aggregate, so the numbers add up."""
+
+    by_status: dict[str, int]
+    agents: list[AgentCount]
+    failures: int
+    failures_data_driven: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def statuses(self) -> list[tuple[str, int]]:
+        """(status, count) in the statuses' own order, those with no result left out."""
+        return [(s.value, self.by_status[s.value]) for s in Status if s.value in self.by_status]
+
+    def failures_on(self, agent_id: int | None) -> int:
+        """Failures on one agent, or in all when None."""
+        if agent_id is None:
+            return self.failures
+        return next((agent.failed for agent in self.agents if agent.pk == agent_id), 0)
+
+
+def run_result_counts(*, run: Run) -> ResultCounts:
+    """Counts of the run's results per status and per agent, in one grouped query."""
+    rows = (
+        ExecutionResult.objects.filter(run=run)
+        .values("status", "agent_id", "agent__title")
+        .annotate(n=Count("id"), data_driven=Count("id", filter=Q(is_data_driven=True)))
+        .order_by()
+    )
+    by_status: Counter[str] = Counter()
+    agents: dict[int, list[Any]] = {}
+    failures = failures_data_driven = 0
+    for row in rows:
+        failed = row["status"] in FAILURE_VALUES
+        by_status[row["status"]] += row["n"]
+        if failed:
+            failures += row["n"]
+            failures_data_driven += row["data_driven"]
+        if row["agent_id"] is not None:
+            agent = agents.setdefault(row["agent_id"], [row["agent__title"], 0, 0])
+            agent[1] += row["n"]
+            agent[2] += row["n"] if failed else 0
+    listed = [AgentCount(pk, *counts) for pk, counts in agents.items()]
+    listed.sort(key=lambda agent: (agent.title, agent.pk))
+    return ResultCounts(dict(by_status), listed, failures, failures_data_driven)
+
+
+@dataclass
+class RunResults:
+    """The results a run's page shows: the first failures apart (when no status is chosen),
+    then one page of the others in the orchestrator's order."""
+
+    page: Page[ExecutionResult]
+    failures: list[ExecutionResult] = field(default_factory=list)
+    more_failures: bool = False
+    after: str = ""
+    before: str = ""
+
+    @property
+    def failures_apart(self) -> bool:
+        return bool(self.failures)
+
+    @property
+    def shown(self) -> list[ExecutionResult]:
+        """Every result on the page, in the orchestrator's order (what a picker offers)."""
+        return sorted([*self.failures, *self.page.items], key=lambda r: (r.seq, r.pk))
+
+
+def _run_results(run: Run, filters: dict[str, Any]) -> QuerySet[ExecutionResult]:
+    queryset = ExecutionResult.objects.filter(run=run).select_related("test_case", "agent")
     if status := filters.get("status"):
         if status == "failures":
             queryset = queryset.filter(status__in=FAILURE_VALUES)
@@ -265,19 +357,57 @@ def run_results(*, run: Run, filters: dict[str, Any] | None = None) -> list[Exec
             queryset = queryset.filter(status=status)
     if agent := filters.get("agent"):
         queryset = queryset.filter(agent_id=agent)
-    failed_first = Case(
-        When(status__in=FAILURE_VALUES, then=Value(0)),
-        When(status__in=IN_PROGRESS_VALUES, then=Value(1)),
-        default=Value(2),
-        output_field=IntegerField(),
+    return queryset
+
+
+def run_result_page(
+    *,
+    run: Run,
+    filters: dict[str, Any] | None = None,
+    after: str = "",
+    before: str = "",
+    size: int = RESULT_PAGE_SIZE,
+    with_failures: bool = True,
+    has_failures: bool = True,
+) -> RunResults:
+    """A page of the run's results by key (seq, id). Without a status filter the first
+    failures come apart, above, and the page holds the rest; each result is read once.
+    `has_failures=False` (known from the counts) saves looking for failures."""
+    filters = filters or {}
+    queryset = _run_results(run, filters)
+    failures: list[ExecutionResult] = []
+    if not filters.get("status") and with_failures and has_failures:
+        failures = list(
+            queryset.filter(status__in=FAILURE_VALUES).order_by(*SEQ_KEY.ordering())[
+                : FAILURES_SHOWN + 1
+            ]
+        )
+        if failures:
+            queryset = queryset.exclude(status__in=FAILURE_VALUES)
+    page = keyset_page(queryset, key=SEQ_KEY, after=after, before=before, size=size)
+    return RunResults(
+        page=page,
+        failures=failures[:FAILURES_SHOWN],
+        more_failures=len(failures) > FAILURES_SHOWN,
+        after=after,
+        before=before,
     )
-    return list(queryset.order_by(failed_first, "seq", "id"))
+
+
+def run_results_picked(*, run: Run, ids: Iterable[int]) -> list[ExecutionResult]:
+    """The results of this run among `ids` (a rerun form's picks), in the orchestrator's order."""
+    return list(
+        ExecutionResult.objects.filter(run=run, pk__in=list(ids))
+        .select_related("test_case", "agent")
+        .order_by(*SEQ_KEY.ordering())
+    )
 
 
 def run_agents(*, run: Run) -> list[Agent]:
-    """The agents (workers, machines) the run's results ran on."""
-    used = ExecutionResult.objects.filter(run=run, agent=OuterRef("pk"))
-    return list(Agent.objects.filter(Exists(used)).order_by("title", "id"))
+    """The agents (workers, machines) the run's results ran on. `id IN (SELECT DISTINCT …)`:
+    one pass over the run's results, where an EXISTS per agent probes the results per agent."""
+    used = ExecutionResult.objects.filter(run=run).order_by().values("agent_id").distinct()
+    return list(Agent.objects.filter(id__in=used).order_by("title", "id"))
 
 
 @dataclass
@@ -292,15 +422,21 @@ class Lineage:
 
 
 def run_lineage(*, run: Run) -> Lineage:
-    """The run it reruns, the runs that rerun it, and the other attempts of its vendor run."""
-    reruns = list(_runs().filter(rerun_of=run).order_by("started_at", "id")[:PAGE_SIZE])
-    attempts = list(
+    """The run it reruns, the runs that rerun it, and the other attempts of its vendor run:
+    one query for both lists (a later attempt is often a rerun too)."""
+    same_vendor_run = Q(orchestrator_id=run.orchestrator_id, external_id=run.external_id)
+    related = list(
         _runs()
-        .filter(orchestrator_id=run.orchestrator_id, external_id=run.external_id)
+        .filter(Q(rerun_of=run) | same_vendor_run)
         .exclude(pk=run.pk)
-        .order_by("attempt")[:PAGE_SIZE]
+        .order_by("started_at", "id")[: 2 * PAGE_SIZE]
     )
-    return Lineage(source=run.rerun_of, reruns=reruns, attempts=attempts)
+    reruns = [other for other in related if other.rerun_of_id == run.pk]
+    attempts = sorted(
+        (other for other in related if other.external_id == run.external_id),
+        key=lambda other: (other.attempt, other.pk),
+    )
+    return Lineage(source=run.rerun_of, reruns=reruns[:PAGE_SIZE], attempts=attempts[:PAGE_SIZE])
 
 
 def run_find_by_external_id(*, orchestrator: str, external_id: str) -> Run | None:
@@ -771,11 +907,6 @@ def rerun_verdict(rerun_request: RerunRequest) -> RerunVerdict | None:
 
 def run_get_for_rerun(*, pk: int) -> Run:
     return Run.objects.select_related("orchestrator", "schedule", "rerun_of").get(pk=pk)
-
-
-def run_results_for_rerun(*, run: Run) -> list[ExecutionResult]:
-    """Every result of the run in the orchestrator's order, as the rerun form lists them."""
-    return list(run.results.select_related("agent", "test_case").order_by("seq", "id"))
 
 
 def rerun_request_get(*, pk: int) -> RerunRequest:

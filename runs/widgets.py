@@ -29,3 +29,43 @@ class QuickSelect(forms.Select):
             ),
         )
         return format_html("<select{}>\n{}\n</select>", flatatt(final_attrs), options)
+
+
+class QuickChoices(forms.CheckboxSelectMultiple):
+    """Checkboxes built in Python: the same HTML as `forms.CheckboxSelectMultiple` for flat
+    choices, without a template render per choice (a rerun form offers a page of cases and
+    every agent, which otherwise cost more than the run page's queries)."""
+
+    def render(
+        self, name: str, value: Any, attrs: dict | None = None, renderer: Any = None
+    ) -> SafeString:
+        final_attrs = self.build_attrs(self.attrs, attrs)
+        ident, css = final_attrs.get("id", ""), final_attrs.get("class", "")
+        # Each input carries the widget's attributes, its id numbered as Django numbers it.
+        rest = flatatt({k: v for k, v in final_attrs.items() if k != "id"})
+        checked = {str(v) for v in self.format_value(value)}
+        options = format_html_join(
+            "",
+            '<div>\n    <label{}><input type="{}" name="{}" value="{}"{}{}{}>\n {}</label></div>',
+            (
+                (
+                    format_html(' for="{}_{}"', ident, index) if ident else "",
+                    self.input_type,
+                    name,
+                    option,
+                    format_html(' id="{}_{}"', ident, index) if ident else "",
+                    rest,
+                    " checked" if str(option) in checked else "",
+                    label,
+                )
+                for index, (option, label) in enumerate(self.choices)
+            ),
+        )
+        outer = flatatt({k: v for k, v in (("id", ident), ("class", css)) if v})
+        return format_html("<div{}>{}\n</div>", outer, options)
+
+
+class QuickSingleChoice(QuickChoices):
+    """Radio buttons for a multiple-choice field where exactly one may be picked (a task)."""
+
+    input_type = "radio"

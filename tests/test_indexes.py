@@ -27,6 +27,7 @@ def indexes_of(model) -> dict[str, dict]:
         (Run, "run_duration_desc_idx"),
         (ExecutionResult, "result_case_started_idx"),
         (Schedule, "schedule_title_trgm"),
+        (ExecutionResult, "result_run_seq_idx"),
     ],
 )
 def test_it_has_each_index_under_its_name_on_every_database(model, name):

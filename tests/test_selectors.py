@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from runs import selectors
-from runs.models import Run, Trigger
+from runs.models import ExecutionResult, Run, Trigger
 from runs.selectors import RUN_SORT_KEYS, SortKey
 from runs.status import Status
 from tests.factories import make_agent, make_result, make_run, make_schedule, make_test_case
@@ -94,14 +94,82 @@ def test_run_filter_matches_agent_through_results():
     assert [run.pk for run in page.items] == [on_agent.pk]
 
 
-def test_run_results_puts_failures_first_then_running_then_the_rest():
+def test_it_puts_the_first_failures_apart_and_pages_the_rest_by_seq():
     run = make_run()
     passed = make_result(run, status=Status.PASSED, seq=1)
     running = make_result(run, status=Status.RUNNING, seq=2)
     errored = make_result(run, status=Status.ERROR, seq=3)
     failed = make_result(run, status=Status.FAILED, seq=4)
-    ordered = [result.pk for result in selectors.run_results(run=run)]
-    assert ordered == [errored.pk, failed.pk, running.pk, passed.pk]
+    results = selectors.run_result_page(run=run)
+    assert [r.pk for r in results.failures] == [errored.pk, failed.pk]
+    assert [r.pk for r in results.page.items] == [passed.pk, running.pk]
+    assert [r.pk for r in results.shown] == [passed.pk, running.pk, errored.pk, failed.pk]
+    filtered = selectors.run_result_page(run=run, filters={"status": "failures"})
+    assert filtered.failures == [] and [r.pk for r in filtered.page.items] == [
+        errored.pk,
+        failed.pk,
+    ]
+
+
+def test_it_walks_a_big_run_by_key_in_pages_of_the_size_asked():
+    run = make_run()
+    ExecutionResult.objects.bulk_create(
+        ExecutionResult(run=run, external_id=f"r{n}", seq=n % 7, status=Status.PASSED)
+        for n in range(25)
+    )
+    seen, after = [], ""
+    for _ in range(3):
+        page = selectors.run_result_page(run=run, after=after, size=10).page
+        seen += [(r.seq, r.pk) for r in page.items]
+        after = page.next_cursor or ""
+    assert after == "" and len(seen) == 25 and seen == sorted(seen)
+    back = selectors.run_result_page(run=run, before=page.prev_cursor, size=10).page
+    assert [(r.seq, r.pk) for r in back.items] == seen[10:20]
+
+
+def test_it_bounds_the_failures_shown_apart_and_says_there_are_more():
+    run = make_run()
+    ExecutionResult.objects.bulk_create(
+        ExecutionResult(run=run, external_id=f"r{n}", seq=n, status=Status.FAILED)
+        for n in range(selectors.FAILURES_SHOWN + 5)
+    )
+    results = selectors.run_result_page(run=run)
+    assert len(results.failures) == selectors.FAILURES_SHOWN and results.more_failures
+    assert results.page.items == []
+
+
+def test_it_counts_results_by_status_and_agent_in_one_query(django_assert_num_queries):
+    run = make_run()
+    alpha = make_agent(run.orchestrator, title="Alpha")
+    beta = make_agent(run.orchestrator, title="Beta")
+    make_result(run, agent=alpha, status=Status.PASSED)
+    make_result(run, agent=alpha, status=Status.FAILED, is_data_driven=True)
+    make_result(run, agent=beta, status=Status.ERROR)
+    make_result(run, status=Status.PASSED)
+    with django_assert_num_queries(1):
+        counts = selectors.run_result_counts(run=run)
+    assert counts.statuses == [("passed", 2), ("failed", 1), ("error", 1)]
+    assert counts.total == 4 and counts.failures == 2 and counts.failures_data_driven == 1
+    assert [(a.pk, a.results, a.failed) for a in counts.agents] == [
+        (alpha.pk, 2, 1),
+        (beta.pk, 1, 1),
+    ]
+    assert counts.failures_on(beta.pk) == 1 and counts.failures_on(None) == 2
+
+
+def test_run_agents_reads_the_run_s_agents_in_one_subquery(django_assert_num_queries):
+    run = make_run()
+    alpha = make_agent(run.orchestrator, title="Alpha")
+    beta = make_agent(run.orchestrator, title="Beta")
+    make_agent(run.orchestrator, title="Idle")
+    make_result(run, agent=beta)
+    make_result(run, agent=alpha)
+    make_result(run, agent=alpha)
+    with django_assert_num_queries(1) as captured:
+        agents = selectors.run_agents(run=run)
+    assert [a.pk for a in agents] == [alpha.pk, beta.pk]
+    sql = captured.captured_queries[0]["sql"].upper()
+    assert "IN (SELECT DISTINCT" in sql and "EXISTS" not in sql
 
 
 def test_lineage_lists_source_reruns_and_attempts():

@@ -1,4 +1,4 @@
-"""QuickSelect draws the same select as Django's, only faster."""
+"""QuickSelect and QuickChoices draw the same HTML as Django's widgets, only faster."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from django import forms
 from django.test.html import parse_html
 
 from runs.models import Orchestrator
-from runs.widgets import QuickSelect
+from runs.widgets import QuickChoices, QuickSelect, QuickSingleChoice
 
 CHOICES = [("", "Any schedule"), ("1", "Checkout <nightly>"), ("2", "Login & signup")]
 
@@ -33,3 +33,17 @@ def test_a_model_choice_field_draws_its_queryset_with_it(db):
     )
     html = field.widget.render("orchestrator", "lab")
     assert '<option value="lab" selected>lab</option>' in html
+
+
+@pytest.mark.parametrize("value", [None, [], ["2"], [1, "2"]])
+@pytest.mark.parametrize("attrs", [{"id": "id_cases"}, {}, {"id": "id_cases", "class": "wide"}])
+def test_it_renders_what_django_checkboxes_render(value, attrs):
+    quick = QuickChoices(choices=CHOICES).render("cases", value, attrs=attrs)
+    django = forms.CheckboxSelectMultiple(choices=CHOICES).render("cases", value, attrs=attrs)
+    assert parse_html(quick) == parse_html(django)
+
+
+def test_the_single_choice_draws_radio_buttons_and_checks_the_one_picked():
+    html = QuickSingleChoice(choices=CHOICES).render("cases", [2], attrs={"id": "id_cases"})
+    assert '<input type="radio" name="cases" value="2" id="id_cases_2" checked>' in html
+    assert html.count('type="radio"') == 3 and html.count("checked") == 1

@@ -18,6 +18,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from runs import selectors
 from runs.forms import RerunForm, RunNowForm
 from runs.models import RerunRequest, RerunState, Run, Schedule
+from runs.selectors import ResultCounts, RunResults
 from runs.services.reruns import (
     PERMISSION,
     PlanChanged,
@@ -31,16 +32,23 @@ from runs.views.common import HtmxHttpRequest, get_or_404
 
 
 def rerun_panel_context(
-    request: HttpRequest, run: Run, form: RerunForm | None = None, *, cases_in_table: bool = True
+    request: HttpRequest,
+    run: Run,
+    form: RerunForm | None = None,
+    *,
+    shown: RunResults | None = None,
+    counts: ResultCounts | None = None,
+    cases_in_table: bool = True,
 ) -> dict[str, Any]:
     """What the run page needs for its rerun panel: the form (for rerunners) and the audit.
 
     On the run page the cases are picked with checkboxes on its results table; the form on
-    its own page (no table) lists them itself.
+    its own page (no table) lists them itself. Either way only the results shown (`shown`,
+    else the run's first page) are offered.
     """
     can_rerun = request.user.has_perm(PERMISSION)
     if can_rerun and form is None and not run.is_frozen:
-        form = RerunForm(run=run, results=selectors.run_results_for_rerun(run=run))
+        form = _rerun_form(None, run, shown=shown, counts=counts)
     requests = selectors.rerun_request_list(run=run)
     return {
         "can_rerun": can_rerun,
@@ -49,6 +57,19 @@ def rerun_panel_context(
         "reruns_live": selectors.rerun_requests_live(requests),
         "cases_in_table": cases_in_table,
     }
+
+
+def _rerun_form(
+    data: Any,
+    run: Run,
+    *,
+    shown: RunResults | None = None,
+    counts: ResultCounts | None = None,
+) -> RerunForm:
+    """The rerun form offering the results shown: those of the run page, or its first page."""
+    counts = counts or selectors.run_result_counts(run=run)
+    shown = shown or selectors.run_result_page(run=run)
+    return RerunForm(data, run=run, shown=shown.shown, counts=counts)
 
 
 def run_now_context(
@@ -118,9 +139,7 @@ def _preview_or_send(
 def rerun(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """GET: the form on its own page (works without JavaScript). POST: preview or send."""
     run = get_or_404(selectors.run_get_for_rerun, pk, "run")
-    form = RerunForm(
-        request.POST or None, run=run, results=selectors.run_results_for_rerun(run=run)
-    )
+    form = _rerun_form(request.POST or None, run)
     plan = None
     if request.method == "POST" and form.is_valid():
         done, plan = _preview_or_send(request, form, source=run)

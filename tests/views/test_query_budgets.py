@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from runs import selectors
 from runs.models import (
     Agent,
     ExecutionResult,
@@ -26,6 +29,7 @@ from runs.models import (
 )
 from runs.selectors import EPOCH, RERUN_DEPTH
 from runs.status import Status
+from tests.factories import make_agent, make_orchestrator, make_run, make_schedule
 
 pytestmark = pytest.mark.django_db
 
@@ -218,7 +222,8 @@ BUDGETS = {
     "history, a later page": ("/runs/?after={cursor}", 6),
     "history, an earlier page": ("/runs/?before={cursor}&sort=-started", 6),
     "run page": ("/runs/{failed_run.pk}/", 11),
-    "run page, failures only": ("/runs/{failed_run.pk}/?status=failures", 11),
+    # The run page: its counts (one aggregate), the first failures apart, a page of the rest.
+    "run page, failures only": ("/runs/{failed_run.pk}/?status=failures", 10),
     # Polls of a stale running run also ask the poller to refresh it: run_refresh_if_stale.
     "run poll": ("/runs/{running_run.pk}/poll/", 5 + REFRESH_HOOK),
     "history row poll": ("/runs/{running_run.pk}/row/", 3 + REFRESH_HOOK),
@@ -260,3 +265,53 @@ def test_the_test_case_page_holds_a_full_page_and_counts_every_result(viewer_cli
     stats = response.context["stats"]
     assert stats.flakiness.results > 500
     assert stats.results == stats.flakiness.results + stats.rerun_results
+
+
+# A run's page costs the same at any size ----------------------------------------------------
+
+
+def _run_of(schedule: Schedule, size: int) -> Run:
+    """A finished run of `size` results on four agents, one in seven failed, some data-driven."""
+    run = make_run(schedule, status=Status.FAILED, total_count=size)
+    agents = [make_agent(schedule.orchestrator) for _ in range(4)]
+    ExecutionResult.objects.bulk_create(
+        ExecutionResult(
+            run=run,
+            agent=agents[n % 4],
+            external_id=f"r{n}",
+            case_key=f"case-{n}",
+            seq=n,
+            status=Status.FAILED if n % 7 == 3 else Status.PASSED,
+            message="assertion failed" if n % 7 == 3 else "",
+            is_data_driven=n % 5 == 0,
+            iterations=[{"id": "1", "name": "row", "status": "passed"}] if n % 5 == 0 else [],
+        )
+        for n in range(size)
+    )
+    return run
+
+
+@pytest.mark.parametrize(
+    ("kind", "picker"),
+    [("leapwork", "checkbox"), ("conductor", "radio"), ("testsigma", "checkbox")],
+)
+def test_it_keeps_the_run_page_s_queries_and_size_whatever_the_run_s_size(
+    rerunner_client, kind, picker
+):
+    schedule = make_schedule(make_orchestrator(kind))
+    pages = {}
+    for size in (30, 600, 1200):
+        run = _run_of(schedule, size)
+        with CaptureQueriesContext(connection) as queries:
+            html = rerunner_client.get(f"/runs/{run.pk}/").content.decode()
+        pages[size] = (len(queries), len(html), html)
+    assert pages[30][0] == pages[600][0] == pages[1200][0]
+    # Past a page, the same rows whatever the size: the HTML grows by a few digits at most.
+    assert abs(pages[1200][1] - pages[600][1]) < 0.02 * pages[600][1]
+    html = pages[1200][2]
+    shown = selectors.FAILURES_SHOWN + selectors.RESULT_PAGE_SIZE
+    assert html.count('<tr id="result-') == shown
+    pickers = re.findall(r'<input type="(\w+)" name="cases"', html)
+    assert 0 < len(pickers) <= shown and set(pickers) == {picker}
+    assert html.count('name="iterations"') <= shown
+    assert 'rel="next"' in html and "All 171 failures" in html

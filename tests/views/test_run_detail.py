@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from runs.models import Trigger
+from runs.models import ExecutionResult, Run, Trigger
 from runs.status import Status
 from tests.factories import make_agent, make_result, make_run, make_schedule, make_test_case
 
@@ -286,3 +286,80 @@ def test_the_header_offers_rerun_and_the_panel_comes_before_the_results(
 def test_a_viewer_gets_no_rerun_action(viewer_client, failed_run):
     html = viewer_client.get(reverse("runs:detail", args=[failed_run.pk])).content.decode()
     assert "Rerun…" not in html
+
+
+# A big run: paginated by key, with links that work without JavaScript ----------------------
+
+
+def big_run(size: int, **fields) -> Run:
+    run = make_run(**fields)
+    agent = make_agent(run.orchestrator, title="Agent Gamma")
+    ExecutionResult.objects.bulk_create(
+        ExecutionResult(
+            run=run,
+            agent=agent,
+            external_id=f"r{n}",
+            case_key=f"case-{n:04}",
+            seq=n,
+            status=Status.PASSED,
+        )
+        for n in range(size)
+    )
+    return run
+
+
+def rows(html: str) -> list[str]:
+    return re.findall(r'<tr id="result-\d+" class="row-\w+">\s*<td>(case-\d+)', html)
+
+
+def test_it_pages_a_big_run_by_key_and_keeps_the_filters_in_the_links(viewer_client):
+    run = big_run(130)
+    agent = run.results.first().agent
+    url = reverse("runs:detail", args=[run.pk])
+    html = viewer_client.get(url, {"status": "passed", "agent": agent.pk}).content.decode()
+    assert rows(html) == [f"case-{n:04}" for n in range(100)]
+    (next_href,) = re.findall(r'<a rel="next" href="([^"]+)"', html)
+    assert "status=passed" in next_href and f"agent={agent.pk}" in next_href
+    # Without JavaScript the link is a page of its own, which leads back.
+    html = viewer_client.get(url + next_href.replace("&amp;", "&")).content.decode()
+    assert rows(html) == [f"case-{n:04}" for n in range(100, 130)]
+    assert 'rel="prev"' in html and 'rel="next"' not in html
+
+
+def test_load_more_answers_only_the_next_rows(viewer_client):
+    run = big_run(130)
+    url = reverse("runs:detail", args=[run.pk])
+    first = viewer_client.get(url).content.decode()
+    (next_href,) = re.findall(r'<a rel="next" href="([^"]+)" hx-get="([^"]+)"', first)[0][:1]
+    response = viewer_client.get(
+        url + next_href.replace("&amp;", "&"), HTTP_HX_TARGET="results-more", **HTMX
+    )
+    html = response.content.decode()
+    assert html.lstrip().startswith('<tr id="result-') and "<table" not in html
+    assert rows(html) == [f"case-{n:04}" for n in range(100, 130)]
+
+
+def test_the_poll_of_a_big_run_in_progress_renders_one_page(viewer_client):
+    run = big_run(250, status=Status.RUNNING, finished_at=None, duration=None)
+    html = viewer_client.get(reverse("runs:run_poll", args=[run.pk]), **HTMX).content.decode()
+    assert len(rows(html)) == 100
+    assert '<div id="result-counts" class="result-counts" hx-swap-oob="true">' in html
+    # While it runs, the next page replaces this one and the poll keeps it (its cursor).
+    page = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert 'hx-include="#result-filters, .results-cursor"' in page
+    (next_href,) = re.findall(r'<a rel="next" href="\?after=([^"]+)"', page)
+    poll = reverse("runs:run_poll", args=[run.pk])
+    html = viewer_client.get(poll, {"after": next_href}, **HTMX).content.decode()
+    assert rows(html)[0] == "case-0100"
+    assert f'name="after" value="{next_href}"' in html
+
+
+def test_it_shows_counts_by_status_and_agent_and_links_all_failures(viewer_client, failed_run):
+    for n in range(25):
+        make_result(failed_run, status=Status.FAILED, case_key=f"broken-{n}", seq=10 + n)
+    html = viewer_client.get(reverse("runs:detail", args=[failed_run.pk])).content.decode()
+    assert '<a href="?status=failed">' in html and "26</a>" in html
+    beta = failed_run.results.get(seq=2).agent
+    assert f'<a href="?agent={beta.pk}">Agent Beta</a>' in html
+    assert html.count("broken-") == 19  # with Checkout total, the first 20 failures
+    assert '<a href="?status=failures">All 26 failures →</a>' in html

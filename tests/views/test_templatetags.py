@@ -58,3 +58,26 @@ def test_query_replaces_parameters_and_keeps_the_others():
     request = RequestFactory().get("/runs/", {"status": "failed", "after": "1_2"})
     template = Template("{% load runboard %}{% query before='9_9' after=None %}")
     assert template.render(Context({"request": request})) == "?status=failed&amp;before=9_9"
+
+
+def test_result_rows_escape_what_the_orchestrator_sent_and_fold_long_messages(db):
+    from runs.status import Status
+    from runs.templatetags.result_rows import result_rows
+    from tests.factories import make_agent, make_result, make_run, make_test_case
+
+    run = make_run()
+    case = make_test_case(run.orchestrator, title="Cart <total>")
+    agent = make_agent(run.orchestrator, title="Agent & Co")
+    long = make_result(
+        run, test_case=case, agent=agent, status=Status.FAILED, message="x" * 301, retry_count=2
+    )
+    html = result_rows([long], run, True)
+    assert f'<a href="/cases/{case.pk}/?from={run.pk}">Cart &lt;total&gt;</a>' in html
+    assert 'aria-label="Pick Cart &lt;total&gt; on Agent &amp; Co for a rerun"' in html
+    assert '<p class="failure-message">' + "x" * 299 + "…</p>" in html
+    assert "<details><summary>Log excerpt</summary><p>" + "x" * 301 in html
+    assert "(2 retries)" in html
+    plain = make_result(run, case_key="<b>", status=Status.PASSED, message="ok")
+    html = result_rows([plain], run)
+    assert "&lt;b&gt;" in html and 'name="cases"' not in html
+    assert '<p class="result-message">ok</p>' in html and '<td class="nowrap">—</td>' in html
