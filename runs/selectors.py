@@ -911,3 +911,8 @@ def run_get_for_rerun(*, pk: int) -> Run:
 
 def rerun_request_get(*, pk: int) -> RerunRequest:
     return rerun_request_get_queryset().get(pk=pk)
+
+
+def rerun_request_first_runs(*, rerun_request: RerunRequest, limit: int = 2) -> list[Run]:
+    """The first runs a request made: enough to tell none, one or several."""
+    return list(rerun_request.runs.order_by("started_at", "id")[:limit])

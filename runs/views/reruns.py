@@ -87,7 +87,7 @@ def run_now_context(
 
 def _done(request: HtmxHttpRequest, rerun_request: RerunRequest) -> HttpResponse:
     """Land on the new run, or on the request's page when it made several or none."""
-    runs = list(rerun_request.runs.all()[:2])
+    runs = selectors.rerun_request_first_runs(rerun_request=rerun_request)
     target = runs[0].get_absolute_url() if len(runs) == 1 else rerun_request.get_absolute_url()
     if request.htmx:
         return HttpResponseClientRedirect(target)
