@@ -28,12 +28,17 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+# Production settings (DEBUG logs every query and renders templates with debug info), over
+# plain HTTP as behind a proxy that ends TLS.
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 
 import django  # noqa: E402
 
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Count  # noqa: E402
 from django.test import Client  # noqa: E402
@@ -154,7 +159,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--out", type=Path, help="write the table to this file too")
+    parser.add_argument("--only", default="", help="time only the pages whose name has this")
     args = parser.parse_args()
+    call_command("collectstatic", "--noinput", verbosity=0)
     user, _ = get_user_model().objects.get_or_create(
         username="bench", defaults={"is_staff": True, "is_superuser": True}
     )
@@ -172,6 +179,8 @@ def main() -> None:
     ]
     print("\n".join(lines), flush=True)
     for name, url in pages(client):
+        if args.only not in name:
+            continue
         m = measure(client, url, args.repeat)
         line = (
             f"| {name} | {m['status']} | {m['queries']} | {m['ms']:.1f} | {m['floor']:.1f} | "
