@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from django import forms
 from django.forms.utils import flatatt
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 
 class QuickSelect(forms.Select):
@@ -20,15 +21,13 @@ class QuickSelect(forms.Select):
     ) -> SafeString:
         selected = {str(v) for v in self.format_value(value)}
         final_attrs = {"name": name, **self.build_attrs(self.attrs, attrs)}
-        options = format_html_join(
-            "\n",
-            '<option value="{}"{}>{}</option>',
-            (
-                (option, " selected" if str(option) in selected else "", label)
-                for option, label in self.choices
-            ),
+        # html.escape straight away: format_html per option costs more than the page's query.
+        options = "\n".join(
+            f'<option value="{escape(str(option))}"'
+            f"{' selected' if str(option) in selected else ''}>{escape(str(label))}</option>"
+            for option, label in self.choices
         )
-        return format_html("<select{}>\n{}\n</select>", flatatt(final_attrs), options)
+        return mark_safe(f"<select{flatatt(final_attrs)}>\n{options}\n</select>")
 
 
 class QuickChoices(forms.CheckboxSelectMultiple):
