@@ -13,6 +13,7 @@ from runs.orchestrators.emulation import (
 )
 from runs.orchestrators.leapwork.emulator.model import (
     VARIABLE_NAME,
+    Run,
     Schedule,
     Step,
 )
@@ -30,18 +31,7 @@ class LeapworkReruns(EmulatorApp):
             plan = [(step_id, flow_id, agent_id) for step_id, flow_id in seen]
         else:
             plan = [(item.step_id, item.flow_id, item.agent_id) for item in source.items]
-        sent = self._variables(request)
-        applied = {name: value for name, value in sent.items() if name in schedule.variables}
-        run = self._start_run(
-            schedule,
-            plan,
-            created=self.now(),
-            run_type="Manual",
-            trigger="rerun",
-            variables={**source.variables, **applied},
-            variables_sent=sent,
-            source_run_id=source.id,
-        )
+        run = self._start_rerun(source, schedule, plan, self._variables(request), "rerun")
         return self._ok({"RunId": run.id})
 
     # leapwork.md: re-run on agents
@@ -79,17 +69,7 @@ class LeapworkReruns(EmulatorApp):
                 agent_ids = list(dict.fromkeys(item.agent_id for item in source_items))
             flows = dict.fromkeys(item.flow_id for item in source_items)
             plan += [(step.id, flow_id, str(agent)) for flow_id in flows for agent in agent_ids]
-        applied = {name: value for name, value in sent.items() if name in schedule.variables}
-        run = self._start_run(
-            schedule,
-            plan,
-            created=self.now(),
-            run_type="Manual",
-            trigger="rerun_on_agents",
-            variables={**source.variables, **applied},
-            variables_sent=sent,
-            source_run_id=source.id,
-        )
+        run = self._start_rerun(source, schedule, plan, sent, "rerun_on_agents")
         if self.legacy_forms:
             return Response(200, run.id, {"Content-Type": "text/plain; charset=utf-8"})
         return self._ok({"RunId": run.id})
@@ -147,3 +127,24 @@ class LeapworkReruns(EmulatorApp):
             variables_sent=sent,
         )
         return self._ok({"RunId": run.id})
+
+    def _start_rerun(
+        self,
+        source: Run,
+        schedule: Schedule,
+        plan: list[tuple[str, str, str]],
+        sent: dict[str, str],
+        trigger: str,
+    ) -> Run:
+        """A manual run of `plan` from `source`: its variables, with the schedule's own sent."""
+        applied = {name: value for name, value in sent.items() if name in schedule.variables}
+        return self._start_run(
+            schedule,
+            plan,
+            created=self.now(),
+            run_type="Manual",
+            trigger=trigger,
+            variables={**source.variables, **applied},
+            variables_sent=sent,
+            source_run_id=source.id,
+        )
