@@ -299,6 +299,8 @@ class ExecutionResult(models.Model):
             models.Index(fields=["run", "status"], name="result_run_status_idx"),
             # A run's page walks its results by (seq, id), a page at a time, at any run size.
             models.Index(fields=["run", "seq", "id"], name="result_run_seq_idx"),
+            # The history filtered by agent asks, run by run, whether the agent ran any of it.
+            models.Index(fields=["run", "agent"], name="result_run_agent_idx"),
             # The test case page: its results, newest first, a page by key.
             DescendingNullsLastIndex(
                 leading=["test_case"], field="started_at", name="result_case_started_idx"

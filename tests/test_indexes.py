@@ -27,6 +27,7 @@ def indexes_of(model) -> dict[str, dict]:
         (Run, "run_duration_desc_idx"),
         (ExecutionResult, "result_case_started_idx"),
         (Schedule, "schedule_title_trgm"),
+        (ExecutionResult, "result_run_agent_idx"),
         (ExecutionResult, "result_run_seq_idx"),
     ],
 )
