@@ -1,4 +1,4 @@
-"""Conductor (conductor-oss or Orkes) over its REST API: /work/shared/api/conductor.md.
+"""Conductor (conductor-oss or Orkes) over its REST API: shared/api/conductor.md.
 
 A workflow definition is a Schedule (keyed by name), an execution is a Run, a task execution
 is an ExecutionResult. Reruns, retries and restarts work in place: the workflowId stays.

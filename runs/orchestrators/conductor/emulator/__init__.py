@@ -1,6 +1,6 @@
 """A local Conductor server (conductor-oss semantics; Orkes token auth and rerun answers on demand).
 
-Facts from /work/shared/api/conductor.md. Workflow definitions are sequential pipelines of
+Facts from shared/api/conductor.md. Workflow definitions are sequential pipelines of
 SIMPLE tasks, each task a test case that a worker runs in `pace` seconds. Executions move on
 the emulator clock, lazily, when a request arrives.
 
