@@ -403,13 +403,6 @@ def run_results_picked(*, run: Run, ids: Iterable[int]) -> list[ExecutionResult]
     )
 
 
-def run_agents(*, run: Run) -> list[Agent]:
-    """The agents (workers, machines) the run's results ran on. `id IN (SELECT DISTINCT …)`:
-    one pass over the run's results, where an EXISTS per agent probes the results per agent."""
-    used = ExecutionResult.objects.filter(run=run).order_by().values("agent_id").distinct()
-    return list(Agent.objects.filter(id__in=used).order_by("title", "id"))
-
-
 @dataclass
 class Lineage:
     source: Run | None

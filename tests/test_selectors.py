@@ -157,21 +157,6 @@ def test_it_counts_results_by_status_and_agent_in_one_query(django_assert_num_qu
     assert counts.failures_on(beta.pk) == 1 and counts.failures_on(None) == 2
 
 
-def test_run_agents_reads_the_run_s_agents_in_one_subquery(django_assert_num_queries):
-    run = make_run()
-    alpha = make_agent(run.orchestrator, title="Alpha")
-    beta = make_agent(run.orchestrator, title="Beta")
-    make_agent(run.orchestrator, title="Idle")
-    make_result(run, agent=beta)
-    make_result(run, agent=alpha)
-    make_result(run, agent=alpha)
-    with django_assert_num_queries(1) as captured:
-        agents = selectors.run_agents(run=run)
-    assert [a.pk for a in agents] == [alpha.pk, beta.pk]
-    sql = captured.captured_queries[0]["sql"].upper()
-    assert "IN (SELECT DISTINCT" in sql and "EXISTS" not in sql
-
-
 def test_lineage_lists_source_reruns_and_attempts():
     source = make_run(external_id="wf-1")
     second = make_run(source.schedule, external_id="wf-1", attempt=2, rerun_of=source)
