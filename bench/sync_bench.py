@@ -291,8 +291,22 @@ def main() -> None:
             passes.append(done)
     Orchestrator.objects.all().delete()
     text = report(passes)
-    Path(args.output).write_text(text)
+    _replace_section(Path(args.output), text)
     print(text)
+
+
+def _replace_section(path: Path, section: str) -> None:
+    """Put `section` (it starts with its own "# " heading) in place of the same heading's
+    section in `path`, leaving the other benches' sections as they are."""
+    heading = section.splitlines()[0]
+    lines = path.read_text().splitlines(keepends=True) if path.exists() else []
+    start = next((n for n, line in enumerate(lines) if line.rstrip() == heading), None)
+    if start is None:
+        path.write_text("".join(lines) + ("\n" if lines else "") + section)
+        return
+    end = next((n for n in range(start + 1, len(lines)) if lines[n].startswith("# ")), len(lines))
+    rest = lines[end:]
+    path.write_text("".join(lines[:start]) + section + ("\n" if rest else "") + "".join(rest))
 
 
 if __name__ == "__main__":
