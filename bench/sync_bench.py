@@ -6,7 +6,7 @@ Serves a Conductor and a Leapwork emulator on loopback (`manage.py emulate`, eac
 process, fixed seed), and runs one first `orchestrator_sync` of each, at two history sizes. Time spent inside
 the vendor client's calls (HTTP to the emulator and reading its JSON) is "emulator"; the rest of
 the pass is "Runboard" (comparing, upserting, the database). It counts the SQL queries of each
-pass and writes bench/RESULTS.md. The database's mirrored rows are deleted before each size.
+pass and rewrites its own section of bench/RESULTS.md. The database's mirrored rows are deleted before each size.
 
     .venv/bin/python bench/sync_bench.py --latency 0.1 [--history 60] [--repeat 3]
 
