@@ -375,3 +375,13 @@ class RerunRequest(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("runs:rerun_request", args=[self.pk])
+
+
+class Revision(models.Model):
+    """A count of the changes to what the history pages show, in one row: a page drawn at one
+    revision is served again until the count moves (runs.services.revision)."""
+
+    value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"revision {self.value}"

@@ -29,6 +29,11 @@ class QuickSelect(forms.Select):
         )
         return mark_safe(f"<select{flatatt(final_attrs)}>\n{options}\n</select>")
 
+    def use_required_attribute(self, initial: Any) -> bool:
+        # An optional filter never gets `required`: skip Select's look at its first choice,
+        # which draws every option (lazy choices are read anew on each look).
+        return self.is_required and super().use_required_attribute(initial)
+
 
 class QuickChoices(forms.CheckboxSelectMultiple):
     """Checkboxes built in Python: the same HTML as `forms.CheckboxSelectMultiple` for flat

@@ -36,6 +36,7 @@ from runs.services.rerun_plan import (
     rerun_capabilities,
     rerun_plan,
 )
+from runs.services.revision import revision_bump
 from runs.services.session import orchestrator_session
 from runs.services.sync import run_refresh
 
@@ -215,6 +216,7 @@ def _settle(
             message=_message(state, outcome),
             completed_at=timezone.now(),
         )
+        revision_bump()
 
 
 def _new_run(

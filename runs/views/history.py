@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+
+from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -11,6 +15,7 @@ from django_htmx.http import HttpResponseStopPolling
 from runs import selectors
 from runs.filters import RunFilterForm
 from runs.services.polling import run_refresh_if_stale
+from runs.services.revision import revision_get
 from runs.views.common import HtmxHttpRequest, cursor, get_or_404, is_fragment
 
 
@@ -20,12 +25,29 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
 
 @vary_on_headers("HX-Request")
 def run_list(request: HtmxHttpRequest) -> HttpResponse:
-    form = RunFilterForm(request.GET)
-    form.is_valid()
-    page = selectors.run_history(filters=form.filters(), sort=form.sort_key, **cursor(request))
-    context = {"form": form, "page": page, "sort": form.sort_key}
-    template = "runs/run_list.html#run-table" if is_fragment(request) else "runs/run_list.html"
-    return render(request, template, context)
+    """The history: the filters and a page of runs are the same for everyone who asks for the
+    same URL, so they are drawn once per revision of the history and served again from the
+    cache; only the frame around them (the user's name, the CSRF token) is drawn each time."""
+    part = "run-table" if is_fragment(request) else "history"
+    key = _page_key("run-list", part, request=request)
+    html = cache.get(key)
+    if html is None:
+        form = RunFilterForm(request.GET)
+        form.is_valid()
+        page = selectors.run_history(filters=form.filters(), sort=form.sort_key, **cursor(request))
+        # The request only for its query string (the pager's links), which the key holds.
+        context = {"form": form, "page": page, "sort": form.sort_key, "request": request}
+        html = render_to_string(f"runs/run_list.html#{part}", context)
+        cache.set(key, html, settings.RUNBOARD_PAGE_CACHE_SECONDS)
+    if part == "run-table":
+        return HttpResponse(html)
+    return render(request, "runs/run_list.html", {"history": html})
+
+
+def _page_key(*parts: str, request: HtmxHttpRequest) -> str:
+    """A cache key for one URL's drawing at the current revision of the history."""
+    query = hashlib.blake2b(request.GET.urlencode().encode(), digest_size=16).hexdigest()
+    return ":".join(("page", *parts, str(revision_get()), query))
 
 
 def run_row(request: HtmxHttpRequest, pk: int) -> HttpResponse:

@@ -7,9 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 
-from runs.models import Trigger
+from runs.models import Run, Schedule, Trigger
+from runs.services.revision import revision_bump
+from runs.services.sync import orchestrator_sync
 from runs.status import Status
+from tests.emulated import emulated, orchestrator_for
 from tests.factories import make_agent, make_result, make_run, make_schedule
+from tests.services.test_sync import start_run
 
 pytestmark = pytest.mark.django_db
 
@@ -168,6 +172,7 @@ def test_a_finished_row_drawn_before_shows_what_changed_since(viewer_client):
     assert "✗ 3" in row_html(viewer_client.get(URL), run)
     run.failed_count, run.passed_count, run.status = 1, 9, Status.PASSED
     run.save()
+    revision_bump()  # as every store of runs does (runs_store)
     schedule.title = "Checkout every night"
     schedule.save()
     row = row_html(viewer_client.get(URL), run)
@@ -180,7 +185,21 @@ def test_a_running_row_is_drawn_afresh_each_time(viewer_client):
     assert "2 of 10 done" in row_html(viewer_client.get(URL), run)
     run.passed_count = 5
     run.save()
+    revision_bump()  # as every store of runs does (runs_store)
     assert "5 of 10 done" in row_html(viewer_client.get(URL), run)
+
+
+def test_a_page_drawn_before_a_sync_pass_shows_what_the_pass_brought(viewer_client):
+    with emulated("leapwork", history=1, pace=1.0) as (_app, server):
+        orchestrator = orchestrator_for(server)
+        orchestrator_sync(orchestrator=orchestrator)
+        schedule = Schedule.objects.filter(orchestrator=orchestrator, is_temporary=False).first()
+        before = viewer_client.get(URL).content.decode()
+        run_id = start_run(server, schedule.external_id)
+        orchestrator_sync(orchestrator=orchestrator)
+        after = viewer_client.get(URL).content.decode()
+    run = Run.objects.get(orchestrator=orchestrator, external_id=run_id)
+    assert f'<tr id="run-{run.pk}"' in after and f'<tr id="run-{run.pk}"' not in before
 
 
 def test_the_filters_mark_what_is_chosen(viewer_client):

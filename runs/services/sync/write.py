@@ -23,6 +23,7 @@ from runs.orchestrators.base import (
     RunSnapshot,
 )
 from runs.services import agent_counts, attempts, sql
+from runs.services.revision import revision_bump
 from runs.services.session import orchestrator_client_class
 from runs.services.sync import catalog
 from runs.services.sync.classify import (
@@ -87,9 +88,13 @@ def runs_mark_vanished(
     """Runs the orchestrator no longer knows stay as history, marked as vanished."""
     if not external_ids:
         return 0
-    return Run.objects.filter(
-        orchestrator=orchestrator, external_id__in=external_ids, vanished_at__isnull=True
-    ).update(vanished_at=now)
+    with transaction.atomic():
+        marked = Run.objects.filter(
+            orchestrator=orchestrator, external_id__in=external_ids, vanished_at__isnull=True
+        ).update(vanished_at=now)
+        if marked:
+            revision_bump()
+    return marked
 
 
 # Runs ---------------------------------------------------------------------------------------
@@ -114,7 +119,9 @@ def runs_store(
     with transaction.atomic():
         # Concurrent passes over one orchestrator each read what the other wrote.
         sql.advisory_xact_lock(LOCK_NAMESPACE, orchestrator.pk)
-        return _runs_store(orchestrator, snapshots, report, now)
+        stored = _runs_store(orchestrator, snapshots, report, now)
+        revision_bump()
+        return stored
 
 
 def _stored_result_ids(capabilities: Capabilities, runs: Iterable[Run]) -> dict[int, set[str]]:
