@@ -42,6 +42,8 @@ class Orchestrator(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
     next_sync_after = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Its Run rows (attempts included), kept by whatever creates them (runs.services.agent_counts).
+    run_count = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["name"]

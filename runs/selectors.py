@@ -770,11 +770,11 @@ def _count_of(model: type, **match: Any) -> Subquery:
 
 
 def orchestrator_list_with_counts() -> list[Orchestrator]:
-    """Every orchestrator with its counts of runs, schedules, agents and running runs."""
+    """Every orchestrator with its counts of schedules, agents and running runs (its runs are
+    counted on its row, runs.services.agent_counts: counting them here grows with history)."""
     running = Run.objects.filter(orchestrator=OuterRef("pk"), status__in=IN_PROGRESS_VALUES)
     return list(
         Orchestrator.objects.annotate(
-            run_count=_count_of(Run, orchestrator=OuterRef("pk")),
             schedule_count=_count_of(Schedule, orchestrator=OuterRef("pk"), is_temporary=False),
             agent_count=_count_of(Agent, orchestrator=OuterRef("pk")),
             has_running=Exists(running),

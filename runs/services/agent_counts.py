@@ -1,4 +1,5 @@
-"""The counts each agent row keeps of its results (runs, results, failures, last seen).
+"""The counts kept on the rows they describe: each agent's results (runs, results, failures,
+last seen) and each orchestrator's runs, so the pages that show them read rows, not history.
 
 Sync keeps them in the same transaction as the results they count, with a fixed number of
 statements per batch: it tallies the batch's runs' results per agent before the write and
@@ -14,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 
-from runs.models import Agent, ExecutionResult
+from runs.models import Agent, ExecutionResult, Orchestrator, Run
 from runs.services import sql
 from runs.status import FAILURES
 
@@ -84,6 +86,18 @@ def agent_counts_apply(*, run_pks: Collection[int], before: dict[int, Tally]) ->
         Agent.objects.bulk_update(changed, fields)
 
 
+def orchestrator_runs_added(orchestrator_pk: int, added: int) -> None:
+    """Count the Run rows just created for an orchestrator (runs are never deleted, only
+    marked vanished): one UPDATE, in the transaction that created them."""
+    if added:
+        Orchestrator.objects.filter(pk=orchestrator_pk).update(run_count=F("run_count") + added)
+
+
 def agent_counts_rebuild() -> int:
-    """Recount every agent from its results (a repair): one set-based statement."""
+    """Recount every agent from its results and every orchestrator's runs (a repair): one
+    set-based statement each. Returns the number of agents."""
+    runs = Run.objects.filter(orchestrator=OuterRef("pk")).order_by().values("orchestrator")
+    Orchestrator.objects.update(
+        run_count=Coalesce(Subquery(runs.annotate(n=Count("pk")).values("n")), 0)
+    )
     return sql.agent_counts_rebuild(failure_statuses=FAILURE_VALUES)

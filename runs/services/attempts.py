@@ -85,18 +85,20 @@ def attempts_latest(
     return latest
 
 
-def attempt_follow(previous: Run, *, external_id: str, fields: dict[str, Any]) -> Run:
-    """The attempt after `previous` that a rerun in place started (the rerun service's side)."""
+def attempt_follow(
+    previous: Run, *, external_id: str, fields: dict[str, Any]
+) -> tuple[Run, bool]:
+    """The attempt after `previous` that a rerun in place started (the rerun service's side),
+    and whether this made it (sync may have found it first)."""
     attempts_freeze([previous.pk])
     next_fields = attempt_next_fields(previous)
-    run, _ = Run.objects.update_or_create(
+    return Run.objects.update_or_create(
         orchestrator=previous.orchestrator,
         external_id=external_id,
         attempt=next_fields["attempt"],
         defaults=fields,
         create_defaults={**fields, "status": "queued", "started_at": timezone.now()},
     )
-    return run
 
 
 def previous_attempt_ends(orchestrator: Orchestrator, runs: Sequence[Run]) -> dict[int, datetime]:

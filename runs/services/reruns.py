@@ -26,7 +26,7 @@ from runs.orchestrators.base import (
     Scope,
     Unavailable,
 )
-from runs.services import attempts
+from runs.services import agent_counts, attempts
 from runs.services.polling import poll_cycle_ensure
 from runs.services.rerun_plan import (
     PlanChanged,
@@ -200,7 +200,7 @@ def _settle(
     }
     triggered_by = user if user.is_authenticated else None
     with transaction.atomic():
-        for run_id in dict.fromkeys(outcome.run_ids):
+        made = [
             _new_run(
                 run_id,
                 request,
@@ -209,7 +209,10 @@ def _settle(
                 schedule=schedule,
                 user=triggered_by,
                 previous=previous,
-            )
+            )[1]
+            for run_id in dict.fromkeys(outcome.run_ids)
+        ]
+        agent_counts.orchestrator_runs_added(request.orchestrator_id, sum(made))
         RerunRequest.objects.filter(pk=request.pk).update(
             state=state,
             response=response,
@@ -228,8 +231,9 @@ def _new_run(
     schedule: Schedule | None,
     user: Any,
     previous: Run | None,
-) -> Run:
-    """The run a rerun made, shown at once; sync fills it in as it progresses."""
+) -> tuple[Run, bool]:
+    """The run a rerun made, shown at once, and whether this made it (sync may have found it
+    first); sync fills it in as it progresses."""
     orchestrator = request.orchestrator
     fields: dict[str, Any] = {
         "rerun_request": request,
@@ -248,14 +252,13 @@ def _new_run(
     # A rerun's runs stay under their source's schedule (Leapwork's temporary schedules are
     # the vendor's business: sync keeps them in `vendor_schedule`).
     fields["schedule"] = schedule if schedule is not None else source.schedule if source else None
-    run, _ = Run.objects.update_or_create(
+    return Run.objects.update_or_create(
         orchestrator=orchestrator,
         external_id=external_id,
         attempt=1,
         defaults={**fields, "rerun_of": source},
         create_defaults={**fields, "rerun_of": source, "status": "queued"},
     )
-    return run
 
 
 def _fetch_new_runs(request: RerunRequest, client: OrchestratorClient) -> None:

@@ -1,6 +1,7 @@
 """The counts kept on agent rows: sync keeps them exact in a fixed number of statements per
 batch, through changed statuses, pruned results and results that move agent; the rebuild
-recounts them from scratch."""
+recounts them from scratch. The same for the runs counted on orchestrator rows, which reruns
+create too."""
 
 from __future__ import annotations
 
@@ -15,10 +16,18 @@ from django.test.utils import CaptureQueriesContext
 from runs.models import Agent, ExecutionResult, Orchestrator
 from runs.orchestrators.base import ResultSnapshot, RunSnapshot
 from runs.services.agent_counts import agent_counts_rebuild
+from runs.services.reruns import RerunInput, rerun_start
 from runs.services.sync import orchestrator_sync, run_track, runs_store
 from runs.status import FAILURES, Status
-from tests.emulated import emulated, emulator_state, orchestrator_for
-from tests.factories import make_agent, make_result, make_run
+from tests.emulated import (
+    emulated,
+    emulator_state,
+    failed_run,
+    orchestrator_for,
+    step_clock,
+    synced,
+)
+from tests.factories import make_agent, make_result, make_run, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +45,14 @@ def kept() -> dict[str, tuple]:
         )
         for a in Agent.objects.select_related("orchestrator")
     }
+
+
+def runs_kept() -> dict[str, int]:
+    return dict(Orchestrator.objects.values_list("name", "run_count"))
+
+
+def runs_recounted() -> dict[str, int]:
+    return dict(Orchestrator.objects.annotate(n=Count("runs")).values_list("name", "n"))
 
 
 def recounted() -> dict[str, tuple]:
@@ -185,6 +202,24 @@ def test_the_counts_match_a_recount_after_syncing_an_emulated_history(kind):
     assert report.ok, report.error
     assert ExecutionResult.objects.filter(agent__isnull=False).exists()
     assert kept() == recounted()
+    assert runs_kept() == runs_recounted() and runs_kept()[orchestrator.name] > 0
+
+
+@pytest.mark.parametrize("kind", ["leapwork", "conductor", "testsigma"])
+def test_the_runs_a_rerun_makes_are_counted_once_whoever_stores_them_first(kind):
+    with synced(kind) as (server, orchestrator):
+        source = failed_run(orchestrator)
+        request, sent = rerun_start(
+            user=make_user("ana", rerunner=True),
+            idempotency_key=f"count-{kind}",
+            data=RerunInput(scope="failed"),
+            source=source,
+        )
+        assert sent and request.runs.exists()
+        assert runs_kept() == runs_recounted()
+        step_clock(server, 3600)
+        assert orchestrator_sync(orchestrator=orchestrator).ok
+    assert runs_kept() == runs_recounted()
 
 
 def test_the_rebuild_repairs_counts_that_drifted():
@@ -196,10 +231,12 @@ def test_the_rebuild_repairs_counts_that_drifted():
     make_result(first, agent=agent)
     make_result(second, agent=agent)
     Agent.objects.filter(pk=idle.pk).update(run_count=7, result_count=9, failed_count=3)
+    Orchestrator.objects.update(run_count=40)
 
     agent_counts_rebuild()
 
     assert kept() == recounted()
+    assert runs_kept() == runs_recounted() == {first.orchestrator.name: 2}
     name = first.orchestrator.name
     assert kept()[f"{name}/{agent.external_id}"][:3] == (2, 3, 1)
     assert kept()[f"{name}/{idle.external_id}"] == (0, 0, 0, None)

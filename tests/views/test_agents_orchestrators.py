@@ -46,6 +46,7 @@ def test_it_shows_each_orchestrator_sync_state_and_counts(viewer_client):
     schedule = make_schedule(healthy)
     make_run(schedule)
     make_run(schedule, status=Status.RUNNING)
+    agent_counts_rebuild()  # the factories write runs without the counts sync keeps
     response = viewer_client.get("/orchestrators/")
     rows = {o.name: o for o in response.context["orchestrators"]}
     assert (rows["healthy"].run_count, rows["healthy"].schedule_count) == (2, 1)

@@ -166,37 +166,46 @@ def row_html(response, run) -> str:
     return html[start : html.index("</tr>", start)]
 
 
-def test_a_finished_row_drawn_before_shows_what_changed_since(viewer_client):
+def test_a_finished_row_drawn_before_shows_what_changed_since(
+    viewer_client, django_capture_on_commit_callbacks
+):
     schedule = make_schedule(title="Checkout nightly")
     run = make_run(schedule, status=Status.FAILED, failed_count=3, total_count=10, build="7")
     assert "✗ 3" in row_html(viewer_client.get(URL), run)
-    run.failed_count, run.passed_count, run.status = 1, 9, Status.PASSED
-    run.save()
-    revision_bump()  # as every store of runs does (runs_store)
-    schedule.title = "Checkout every night"
-    schedule.save()
+    with django_capture_on_commit_callbacks(execute=True):  # the commit
+        run.failed_count, run.passed_count, run.status = 1, 9, Status.PASSED
+        run.save()
+        revision_bump()  # as every store of runs does (runs_store)
+        schedule.title = "Checkout every night"
+        schedule.save()
     row = row_html(viewer_client.get(URL), run)
     assert "✗ 1" in row and "✓ 9" in row and "Checkout every night" in row
     assert "status-passed" in row
 
 
-def test_a_running_row_is_drawn_afresh_each_time(viewer_client):
+def test_a_running_row_is_drawn_afresh_each_time(
+    viewer_client, django_capture_on_commit_callbacks
+):
     run = make_run(status=Status.RUNNING, total_count=10, passed_count=2)
     assert "2 of 10 done" in row_html(viewer_client.get(URL), run)
-    run.passed_count = 5
-    run.save()
-    revision_bump()  # as every store of runs does (runs_store)
+    with django_capture_on_commit_callbacks(execute=True):  # the commit
+        run.passed_count = 5
+        run.save()
+        revision_bump()  # as every store of runs does (runs_store)
     assert "5 of 10 done" in row_html(viewer_client.get(URL), run)
 
 
-def test_a_page_drawn_before_a_sync_pass_shows_what_the_pass_brought(viewer_client):
+def test_a_page_drawn_before_a_sync_pass_shows_what_the_pass_brought(
+    viewer_client, django_capture_on_commit_callbacks
+):
     with emulated("leapwork", history=1, pace=1.0) as (_app, server):
         orchestrator = orchestrator_for(server)
         orchestrator_sync(orchestrator=orchestrator)
         schedule = Schedule.objects.filter(orchestrator=orchestrator, is_temporary=False).first()
         before = viewer_client.get(URL).content.decode()
         run_id = start_run(server, schedule.external_id)
-        orchestrator_sync(orchestrator=orchestrator)
+        with django_capture_on_commit_callbacks(execute=True):  # the pass commits
+            orchestrator_sync(orchestrator=orchestrator)
         after = viewer_client.get(URL).content.decode()
     run = Run.objects.get(orchestrator=orchestrator, external_id=run_id)
     assert f'<tr id="run-{run.pk}"' in after and f'<tr id="run-{run.pk}"' not in before

@@ -1,4 +1,5 @@
-"""`manage.py agent_counts_rebuild`: recount every agent's runs, results and failures."""
+"""`manage.py agent_counts_rebuild`: recount every agent's runs, results and failures, and
+every orchestrator's runs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from runs.services.agent_counts import agent_counts_rebuild
 
 
 class Command(BaseCommand):
-    help = "Recount the runs, results and failures kept on every agent row, from the results."
+    help = (
+        "Recount the runs, results and failures kept on every agent row, from the results, "
+        "and the runs kept on every orchestrator row."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():

@@ -14,13 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from runs.models import Orchestrator, Run
 from runs.orchestrators.base import NotFound, OrchestratorClient, OrchestratorError, RunSnapshot
 from runs.services.errors import TrackError
-from runs.services.revision import revision_bump
 from runs.services.session import orchestrator_session
 from runs.services.sync.catalog import (
     agents_upsert,
@@ -97,10 +95,7 @@ def _record_outcome(orchestrator: Orchestrator, report: SyncReport, now: datetim
             "consecutive_failures": failures,
             "next_sync_after": now + min(delay, BACKOFF_CAP),
         }
-    with transaction.atomic():
-        Orchestrator.objects.filter(pk=orchestrator.pk).update(**values)
-        # The pass's schedules, agents and the orchestrator's state show on the history pages.
-        revision_bump()
+    Orchestrator.objects.filter(pk=orchestrator.pk).update(**values)
     for name, value in values.items():
         setattr(orchestrator, name, value)
 

@@ -21,6 +21,7 @@ from runs.orchestrators.base import (
     RunSnapshot,
     ScheduleSnapshot,
 )
+from runs.services.revision import revision_bump
 from runs.services.sync.classify import schedule_values
 
 BY_EXTERNAL_ID = ["orchestrator_id", "external_id"]
@@ -49,6 +50,7 @@ def upsert(
         )
     else:
         model.objects.bulk_create(ordered, ignore_conflicts=True)
+    revision_bump()
     return len(ordered)
 
 
@@ -140,6 +142,7 @@ def schedules_mark_vanished(orchestrator: Orchestrator, listed: set[str], now: d
     )
     if gone:  # a pass that changes nothing writes nothing
         Schedule.objects.filter(pk__in=gone).update(vanished_at=now)
+        revision_bump()
 
 
 def schedule_ids_ensure(
@@ -170,6 +173,7 @@ def _schedules_name(orchestrator: Orchestrator, snapshots: Sequence[RunSnapshot]
     ]
     if renamed:
         Schedule.objects.bulk_update(renamed, ["title"])
+        revision_bump()
 
 
 def agents_ensure(orchestrator: Orchestrator, results: list[ResultSnapshot]) -> dict[str, int]:

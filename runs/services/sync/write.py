@@ -119,9 +119,7 @@ def runs_store(
     with transaction.atomic():
         # Concurrent passes over one orchestrator each read what the other wrote.
         sql.advisory_xact_lock(LOCK_NAMESPACE, orchestrator.pk)
-        stored = _runs_store(orchestrator, snapshots, report, now)
-        revision_bump()
-        return stored
+        return _runs_store(orchestrator, snapshots, report, now)
 
 
 def _stored_result_ids(capabilities: Capabilities, runs: Iterable[Run]) -> dict[int, set[str]]:
@@ -178,6 +176,8 @@ def _runs_store(
         [(run.pk, r.external_id[:200]) for run, s in changes.updates for r in s.results],
     )
     agent_counts.agent_counts_apply(run_pks=counted, before=tally)
+    agent_counts.orchestrator_runs_added(orchestrator.pk, len(made))
+    revision_bump()
     _link_parents(orchestrator, changed)
     _touch_schedules(
         run.schedule_id
