@@ -112,11 +112,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("TEST", {})
     DATA_DIR.mkdir(parents=True, exist_ok=True)
 
-# Per process, in memory: finished history rows drawn once (templates/runs/partials/run_table.html).
+# Per process, in memory: history pages drawn once per revision of the history (runs.views.
+# history), about 50 KB each: 500 of them hold a process to about 25 MB.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "OPTIONS": {"MAX_ENTRIES": 20_000},
+        "OPTIONS": {"MAX_ENTRIES": 500},
     }
 }
 

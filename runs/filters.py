@@ -78,7 +78,7 @@ class RunFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         for name, label in (("orchestrator", "name"), ("schedule", "title"), ("agent", "title")):
             field = self.fields[name]
-            field.widget.choices = _pairs(field, label)
+            field.widget.pairs = _pairs(field, label)
 
     def filters(self) -> dict:
         """The valid, non-empty filters (call after is_valid())."""

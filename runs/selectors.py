@@ -168,8 +168,17 @@ RUN_SORT_KEYS = {
 }
 
 
+# What a row of a runs table shows (runs.templatetags.run_rows): the rest of a run, its
+# schedule and its orchestrator (JSON variables, steps, messages) is left unread.
+RUN_ROW_FIELDS = (
+    *("status", "vendor_status", "external_id", "attempt", "rerun_of_id", "trigger", "build"),
+    *("started_at", "finished_at", "duration", "total_count", "passed_count", "failed_count"),
+    *("other_count", "queued_count", "running_count", "schedule__title", "orchestrator__name"),
+)
+
+
 def _runs() -> QuerySet[Run]:
-    return Run.objects.select_related("orchestrator", "schedule")
+    return Run.objects.select_related("orchestrator", "schedule").only(*RUN_ROW_FIELDS)
 
 
 # How far down a rerun_of chain the verdict after reruns (schedule trend) and flakiness (test

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from html import escape
 from typing import Any
 
@@ -14,7 +15,10 @@ from django.utils.safestring import SafeString, mark_safe
 class QuickSelect(forms.Select):
     """A `<select>` built in Python: the same HTML as `forms.Select` for flat choices, without a
     template render per `<option>` (a history filter offers hundreds of schedules and agents,
-    which otherwise cost more than the page's queries)."""
+    which otherwise cost more than the page's queries). `pairs`, when set, is a callable of
+    (value, label) pairs read instead of `choices` (which normalizes them on every look)."""
+
+    pairs: Callable[[], Iterable[tuple[Any, Any]]] | None = None
 
     def render(
         self, name: str, value: Any, attrs: dict | None = None, renderer: Any = None
@@ -25,7 +29,7 @@ class QuickSelect(forms.Select):
         options = "\n".join(
             f'<option value="{escape(str(option))}"'
             f"{' selected' if str(option) in selected else ''}>{escape(str(label))}</option>"
-            for option, label in self.choices
+            for option, label in (self.pairs() if self.pairs else self.choices)
         )
         return mark_safe(f"<select{flatatt(final_attrs)}>\n{options}\n</select>")
 
