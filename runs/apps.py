@@ -21,4 +21,4 @@ class RunsConfig(AppConfig):
 def _catalog_changed(**kwargs: object) -> None:
     from runs.services.revision import revision_bump
 
-    revision_bump()
+    revision_bump(catalog=True)

@@ -1,7 +1,9 @@
 """The history's revision: one number that moves whenever what the history pages show changes.
 
 A page drawn at one revision stays right until the number moves, so it can be drawn once and
-served again to everyone who asks for the same URL (runs.views.history). The writes that move
+served again to everyone who asks for the same URL (runs.views.history). A second number, the
+catalog's, moves only with orchestrators, schedules and agents: the history's filters (every
+schedule and agent as an option) are drawn once per catalog revision, however often runs move. The writes that move
 it: every batch of runs stored (sync, polling, tracking), every change of the catalog a pass
 makes (schedules, agents), the runs a rerun starts, connecting an orchestrator, and any admin
 save or delete of an orchestrator, schedule or agent (signals, runs.apps). A cached page also
@@ -21,19 +23,24 @@ from django.db.models import F
 
 from runs.models import Revision
 
-ROW = 1
+HISTORY, CATALOG = 1, 2  # the rows: all the history shows; the orchestrators, schedules, agents
 
 
-def revision_get() -> int:
-    """The current revision (0 before the first change)."""
-    return Revision.objects.filter(pk=ROW).values_list("value", flat=True).first() or 0
+def revision_get() -> tuple[int, int]:
+    """(history, catalog) revisions, 0 before their first change: one query."""
+    values = dict(Revision.objects.filter(pk__in=(HISTORY, CATALOG)).values_list("pk", "value"))
+    return values.get(HISTORY, 0), values.get(CATALOG, 0)
 
 
-def revision_bump() -> None:
-    """Move the revision on once the current transaction commits (now, outside one)."""
-    transaction.on_commit(_bump, robust=True)
+def revision_bump(*, catalog: bool = False) -> None:
+    """Move the history's revision on once the current transaction commits (now, outside
+    one); `catalog` for a change of orchestrators, schedules or agents, which moves both."""
+    rows = (HISTORY, CATALOG) if catalog else (HISTORY,)
+    transaction.on_commit(lambda: _bump(rows), robust=True)
 
 
-def _bump() -> None:
-    if not Revision.objects.filter(pk=ROW).update(value=F("value") + 1):
-        Revision.objects.bulk_create([Revision(pk=ROW, value=1)], ignore_conflicts=True)
+def _bump(rows: tuple[int, ...]) -> None:
+    if Revision.objects.filter(pk__in=rows).update(value=F("value") + 1) < len(rows):
+        Revision.objects.bulk_create(
+            [Revision(pk=row, value=1) for row in rows], ignore_conflicts=True
+        )

@@ -28,8 +28,10 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
     """The history: the filters and a page of runs are the same for everyone who asks for the
     same URL, so they are drawn once per revision of the history and served again from the
     cache; only the frame around them (the user's name, the CSRF token) is drawn each time."""
+    history, catalog = revision_get()
+    query = hashlib.blake2b(request.GET.urlencode().encode(), digest_size=16).hexdigest()
     part = "run-table" if is_fragment(request) else "history"
-    key = _page_key("run-list", part, request=request)
+    key = f"page:run-list:{part}:{history}:{query}"
     html = cache.get(key)
     if html is None:
         form = RunFilterForm(request.GET)
@@ -37,17 +39,18 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
         page = selectors.run_history(filters=form.filters(), sort=form.sort_key, **cursor(request))
         # The request only for its query string (the pager's links), which the key holds.
         context = {"form": form, "page": page, "sort": form.sort_key, "request": request}
+        if part == "history":
+            # The filters offer every schedule and agent: drawn once per catalog revision.
+            filters_key = f"page:run-list:filters:{catalog}:{query}"
+            context["filters"] = cache.get(filters_key)
+            if context["filters"] is None:
+                context["filters"] = render_to_string("runs/run_list.html#filters", context)
+                cache.set(filters_key, context["filters"], settings.RUNBOARD_PAGE_CACHE_SECONDS)
         html = render_to_string(f"runs/run_list.html#{part}", context)
         cache.set(key, html, settings.RUNBOARD_PAGE_CACHE_SECONDS)
     if part == "run-table":
         return HttpResponse(html)
     return render(request, "runs/run_list.html", {"history": html})
-
-
-def _page_key(*parts: str, request: HtmxHttpRequest) -> str:
-    """A cache key for one URL's drawing at the current revision of the history."""
-    query = hashlib.blake2b(request.GET.urlencode().encode(), digest_size=16).hexdigest()
-    return ":".join(("page", *parts, str(revision_get()), query))
 
 
 def run_row(request: HtmxHttpRequest, pk: int) -> HttpResponse:

@@ -28,6 +28,7 @@ from runs.models import (
     TestCase as Case,
 )
 from runs.selectors import EPOCH, RERUN_DEPTH
+from runs.services.revision import revision_bump
 from runs.status import Status
 from tests.factories import make_agent, make_orchestrator, make_run, make_schedule
 
@@ -265,6 +266,19 @@ def test_a_history_page_drawn_at_this_revision_is_served_again_with_three_querie
     # The same page (the frame around it carries a fresh CSRF token each time).
     main = re.compile(rb"<main.*</main>" if not fragment else rb".*", re.DOTALL)
     assert main.search(again.content)[0] == main.search(first.content)[0]
+
+
+def test_after_runs_change_the_history_redraws_its_runs_but_not_its_filters(
+    viewer_client, big_history, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    viewer_client.get("/runs/?status=failures")
+    with django_capture_on_commit_callbacks(execute=True):
+        revision_bump()  # as every store of runs does
+    # Session, user, the revisions, the runs: not the orchestrators, schedules and agents.
+    with django_assert_num_queries(4):
+        response = viewer_client.get("/runs/?status=failures")
+    assert 'id="run-filters"' in response.content.decode()
+    assert len(response.context["page"].items) == 50
 
 
 def test_the_history_pages_hold_50_runs_and_polling_rows_only_for_runs_in_progress(

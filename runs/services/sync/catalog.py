@@ -50,7 +50,7 @@ def upsert(
         )
     else:
         model.objects.bulk_create(ordered, ignore_conflicts=True)
-    revision_bump()
+    revision_bump(catalog=model in (Schedule, Agent))  # the filters offer them
     return len(ordered)
 
 
@@ -173,7 +173,7 @@ def _schedules_name(orchestrator: Orchestrator, snapshots: Sequence[RunSnapshot]
     ]
     if renamed:
         Schedule.objects.bulk_update(renamed, ["title"])
-        revision_bump()
+        revision_bump(catalog=True)
 
 
 def agents_ensure(orchestrator: Orchestrator, results: list[ResultSnapshot]) -> dict[str, int]:
