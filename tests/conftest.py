@@ -34,8 +34,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def empty_cache():
-    """Each test starts with an empty cache: rows are keyed by primary key, which a rolled-back
-    test hands out again."""
+    """Each test starts with an empty cache: pages are keyed by the history's revision, which
+    a rolled-back test counts from zero again."""
     cache.clear()
 
 
