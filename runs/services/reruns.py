@@ -22,6 +22,7 @@ from runs.orchestrators.base import (
     CallResult,
     OrchestratorClient,
     OrchestratorError,
+    ProtocolError,
     RerunOutcome,
     Scope,
     Unavailable,
@@ -151,29 +152,52 @@ def _send(
         return RerunOutcome(calls=(CallResult(target=target, error=exc),))
 
 
+def _outcome_unknown(error: OrchestratorError | None) -> bool:
+    """The call may have started something: it may have reached the orchestrator before the
+    connection failed or timed out, or the orchestrator said yes in a form Runboard could not
+    read (an unreadable success is not a refusal)."""
+    if isinstance(error, Unavailable):
+        return error.outcome_unknown
+    return isinstance(error, ProtocolError)
+
+
 def _state(outcome: RerunOutcome) -> str:
     if not outcome.errors:
         return RerunState.ACCEPTED
     if outcome.run_ids:
         return RerunState.PARTIAL
-    if any(isinstance(c.error, Unavailable) and c.error.outcome_unknown for c in outcome.errors):
+    if any(_outcome_unknown(c.error) for c in outcome.errors):
         return RerunState.UNKNOWN
     return RerunState.FAILED
 
 
 def _message(state: str, outcome: RerunOutcome) -> str:
-    errors = "; ".join(f"{c.target}: {c.error}" for c in outcome.errors)
+    refused = "; ".join(
+        f"{c.target}: {c.error}" for c in outcome.errors if not _outcome_unknown(c.error)
+    )
+    unknown = "; ".join(
+        f"{c.target}: {c.error}" for c in outcome.errors if _outcome_unknown(c.error)
+    )
     if state == RerunState.ACCEPTED:
         count = len(outcome.run_ids)
         return f"The orchestrator accepted it: {count} new run{'s' if count != 1 else ''}."
     if state == RerunState.PARTIAL:
-        return f"Only part of it was accepted. These calls failed: {errors}"
+        parts = ["Only part of it was accepted."]
+        if refused:
+            parts.append(f"These calls were refused: {refused}.")
+        if unknown:
+            parts.append(
+                f"Whether these started is unknown: {unknown}. Check the orchestrator's own "
+                "history before trying them again."
+            )
+        return " ".join(parts)
     if state == RerunState.UNKNOWN:
         return (
-            "The orchestrator did not answer in time, so whether it started anything is "
-            f"unknown. Check its own history before trying again. ({errors})"
+            "The orchestrator did not answer in time, or answered in a way Runboard could not "
+            "read, so whether it started anything is unknown. Check its own history before "
+            f"trying again. ({unknown})"
         )
-    return f"The orchestrator refused it; nothing ran. {errors}"
+    return f"The orchestrator refused it; nothing ran. {refused}"
 
 
 def _settle(
