@@ -184,6 +184,9 @@ if not DEBUG:
 # Runboard's own knobs.
 RUNBOARD_SYNC_INTERVAL = int(os.environ.get("RUNBOARD_SYNC_INTERVAL", "60"))
 RUNBOARD_POLL_INTERVAL = int(os.environ.get("RUNBOARD_POLL_INTERVAL", "5"))
+# A chain link that has not said it is alive for this long died with its worker (runs.services.
+# queue); the watch chain looks this often and starts such a chain again.
+RUNBOARD_CHAIN_LEASE = int(os.environ.get("RUNBOARD_CHAIN_LEASE", "120"))
 RUNBOARD_HISTORY_DAYS = int(os.environ.get("RUNBOARD_HISTORY_DAYS", "30"))
 RUNBOARD_HISTORY_RUNS = int(os.environ.get("RUNBOARD_HISTORY_RUNS", "200"))
 RUNBOARD_HTTP_TIMEOUT = float(os.environ.get("RUNBOARD_HTTP_TIMEOUT", "10"))

@@ -387,3 +387,14 @@ class Revision(models.Model):
 
     def __str__(self) -> str:
         return f"revision {self.value}"
+
+
+class ChainLease(models.Model):
+    """When a background chain's running link last said it was alive (runs.services.queue):
+    a link whose lease runs out is taken for dead, and its chain is started again."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    renewed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} lease, renewed {self.renewed_at:%Y-%m-%d %H:%M:%S}"

@@ -1,8 +1,9 @@
 """Background work on Django's tasks API (django-tasks-db backend): task wrappers only.
 
-Two self-renewing chains, both in runs.services.polling: `sync_cycle` syncs every enabled
+Three self-renewing chains, all in runs.services.polling: `sync_cycle` syncs every enabled
 orchestrator that is due, every RUNBOARD_SYNC_INTERVAL seconds; `poll_cycle` refreshes running
-runs every RUNBOARD_POLL_INTERVAL seconds and stops when nothing runs. Each task is
+runs every RUNBOARD_POLL_INTERVAL seconds and stops when nothing runs; `watch_cycle` starts
+again, every RUNBOARD_CHAIN_LEASE seconds, a chain whose link died with its worker. Each task is
 registered under its chain's name so the services can enqueue it without importing this.
 """
 
@@ -26,7 +27,14 @@ def poll_cycle() -> int:
     return polling.poll_cycle_run()
 
 
+@task()
+def watch_cycle() -> list[str]:
+    """Start again the chains whose link died with its worker."""
+    return polling.watch_cycle_run()
+
+
 chain_register(polling.SYNC_CHAIN, sync_cycle)
+chain_register(polling.WATCH_CHAIN, watch_cycle)
 chain_register(polling.POLL_CHAIN, poll_cycle)
 
 

@@ -1,7 +1,10 @@
-"""The periodic chains: sync every orchestrator that is due, poll the runs still going.
+"""The periodic chains: sync every orchestrator that is due, poll the runs still going, and
+watch that both are alive.
 
 Each chain enqueues its own next link with `run_after` (see runs.services.queue), guarded so
-only one of each is ever waiting; runs.tasks only wraps these as tasks.
+only one of each is ever waiting; runs.tasks only wraps these as tasks. The watch chain runs
+every RUNBOARD_CHAIN_LEASE seconds and starts again a chain whose link died with its worker;
+the sync chain's links keep the watch chain going in turn.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from django.utils import timezone
 
 from runs.models import Orchestrator, Run
 from runs.orchestrators.base import OrchestratorError
-from runs.services.queue import chain_continue
+from runs.services.queue import chain_continue, chain_heartbeat, chain_recover
 from runs.services.session import orchestrator_session
 from runs.services.sync import orchestrator_sync, run_refresh
 from runs.status import IN_PROGRESS
@@ -24,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 SYNC_CHAIN = "sync"
 POLL_CHAIN = "poll"
+WATCH_CHAIN = "watch"
 
 
 def orchestrators_due() -> QuerySet[Orchestrator]:
@@ -46,10 +50,17 @@ def _running() -> QuerySet[Run]:
 def sync_cycle_run() -> list[str]:
     """Sync every enabled orchestrator that is due (one broken one never stops the others)."""
     reports = []
+    chain_heartbeat(SYNC_CHAIN)
+    chain_continue(WATCH_CHAIN, settings.RUNBOARD_CHAIN_LEASE)
     try:
         for orchestrator in orchestrators_due():
             try:
-                reports.append(str(orchestrator_sync(orchestrator=orchestrator)))
+                report = orchestrator_sync(
+                    orchestrator=orchestrator,
+                    periodic=True,
+                    heartbeat=lambda: chain_heartbeat(SYNC_CHAIN),
+                )
+                reports.append(str(report))
             except Exception:  # the pass records its own failures; this is the last guard
                 logger.exception("sync of %s failed", orchestrator.name)
                 reports.append(f"{orchestrator.name}: FAILED (see the log)")
@@ -61,12 +72,26 @@ def sync_cycle_run() -> list[str]:
 
 
 def sync_cycle_ensure() -> bool:
-    """Start the periodic sync chain if it is not waiting already (called by `make run`)."""
+    """Start the periodic sync chain if it is not waiting already (called by `make run`), and
+    the watch that keeps it alive."""
+    chain_continue(WATCH_CHAIN, settings.RUNBOARD_CHAIN_LEASE)
     return chain_continue(SYNC_CHAIN, 0)
+
+
+def watch_cycle_run() -> list[str]:
+    """Start again the chains whose link died with its worker; returns their names."""
+    try:
+        restarted = [SYNC_CHAIN] if chain_recover(SYNC_CHAIN) else []
+        if _running().exists() and chain_recover(POLL_CHAIN):
+            restarted.append(POLL_CHAIN)
+        return restarted
+    finally:
+        chain_continue(WATCH_CHAIN, settings.RUNBOARD_CHAIN_LEASE)
 
 
 def poll_cycle_run() -> int:
     """Refresh every running run; go on while any still runs. Returns how many still run."""
+    chain_heartbeat(POLL_CHAIN)
     by_orchestrator: dict[int, list[Run]] = {}
     for run in _running().select_related("orchestrator"):
         by_orchestrator.setdefault(run.orchestrator_id, []).append(run)
@@ -76,6 +101,7 @@ def poll_cycle_run() -> int:
         try:
             with orchestrator_session(orchestrator) as client:
                 for run in runs:
+                    chain_heartbeat(POLL_CHAIN)
                     refreshed = run_refresh(run=run, client=client)
                     still_running += not refreshed.is_terminal
         except OrchestratorError as exc:

@@ -3,19 +3,30 @@
 runs.tasks imports the services, so the services cannot import it back: runs.tasks registers
 the task behind each chain name when it is imported (RunsConfig.ready imports it in every
 process), and services continue or start a chain by its name.
+
+A chain survives the death of the worker running its link (kill -9, a lost machine): the link
+renews its chain's lease while it works (chain_heartbeat), and the watch chain
+(runs.services.polling) restarts any chain that has no link waiting and none running on a live
+lease (chain_recover), marking the dead link as failed. Each chain's links also keep the watch
+chain going, so no single death stops them all.
 """
 
 from __future__ import annotations
 
+import logging
 import zlib
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.tasks import Task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from runs.models import ChainLease
 from runs.services.sql import advisory_xact_lock
+
+logger = logging.getLogger(__name__)
 
 _CHAINS: dict[str, Task] = {}
 
@@ -32,10 +43,42 @@ def chain_continue(name: str, delay: float) -> bool:
     with transaction.atomic():
         # Serialize the check-then-enqueue across workers; SQLite's IMMEDIATE does it there.
         advisory_xact_lock(zlib.crc32(chain_task.module_path.encode()))
-        waiting = DBTaskResult.objects.filter(
-            task_path=chain_task.module_path, status="READY"
-        ).exists()
-        if waiting:
+        if _links(chain_task, "READY").exists():
             return False
         chain_task.using(run_after=timezone.now() + timedelta(seconds=delay)).enqueue()
         return True
+
+
+def chain_heartbeat(name: str) -> None:
+    """The running link of `name` is alive: renew its lease for RUNBOARD_CHAIN_LEASE seconds."""
+    ChainLease.objects.update_or_create(name=name, defaults={"renewed_at": timezone.now()})
+
+
+def chain_recover(name: str) -> bool:
+    """Start `name` again if it has no link waiting and none running on a live lease; a link
+    left running past its lease is marked failed (its worker died). True if it was started."""
+    chain_task = _CHAINS[name]
+    lease = timedelta(seconds=settings.RUNBOARD_CHAIN_LEASE)
+    with transaction.atomic():
+        advisory_xact_lock(zlib.crc32(chain_task.module_path.encode()))
+        if _links(chain_task, "READY").exists():
+            return False
+        running = _links(chain_task, "RUNNING")
+        renewed = ChainLease.objects.filter(name=name).values_list("renewed_at", flat=True)
+        now = timezone.now()
+        if running.exists() and (renewed.first() or now) > now - lease:
+            return False
+        dead = running.update(
+            status="FAILED",
+            finished_at=now,
+            exception_class_path="runs.services.queue.LeaseExpired",
+            traceback=f"No heartbeat for {lease}: the worker running this link died.",
+        )
+        if dead:
+            logger.warning("%s: %d link(s) died with their worker; starting it again", name, dead)
+        chain_task.using(run_after=now).enqueue()
+        return True
+
+
+def _links(chain_task: Task, status: str):
+    return DBTaskResult.objects.filter(task_path=chain_task.module_path, status=status)

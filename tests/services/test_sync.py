@@ -517,7 +517,7 @@ def test_it_keeps_data_and_shows_the_error_on_every_fault_then_recovers(kind, fa
         else:
             emulator_control(server, "faults", FAULTS[fault])
         orchestrator.refresh_from_db()
-        report = orchestrator_sync(orchestrator=orchestrator)
+        report = orchestrator_sync(orchestrator=orchestrator, periodic=True)  # it backs off
 
         assert not report.ok
         assert table_snapshot() == before

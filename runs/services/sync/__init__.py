@@ -9,7 +9,7 @@ This module holds the entry points: a pass, refreshing one run, following one by
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,26 +57,35 @@ def orchestrator_sync(
     orchestrator: Orchestrator,
     client: OrchestratorClient | None = None,
     now: datetime | None = None,
+    periodic: bool = False,
+    heartbeat: Callable[[], None] | None = None,
 ) -> SyncReport:
-    """One sync pass; any failure is recorded on the Orchestrator, never raised."""
+    """One sync pass; any failure is recorded on the Orchestrator, never raised.
+
+    Only failures of the periodic pass (`periodic`) count toward its backoff: a pass someone
+    asked for shows its error but does not park the orchestrator. `heartbeat` is called after
+    each batch of runs (the periodic chain renews its lease with it).
+    """
     now = now or timezone.now()
     report = SyncReport(orchestrator=orchestrator.name, started_at=now)
     # Another pass (another worker) may have moved it on since this instance was loaded.
     orchestrator.refresh_from_db(fields=["last_synced_at", "consecutive_failures"])
     try:
         with orchestrator_session(orchestrator, client=client) as session:
-            _sync(orchestrator, session, report, now)
+            _sync(orchestrator, session, report, now, heartbeat or (lambda: None))
     except OrchestratorError as exc:
         report.error = str(exc)
         logger.warning("sync of %s failed: %s", orchestrator.name, exc)
     except Exception as exc:  # one orchestrator's bug must not stop the others
         report.error = f"Internal error while syncing: {exc.__class__.__name__}: {exc}"
         logger.exception("sync of %s failed", orchestrator.name)
-    _record_outcome(orchestrator, report, now)
+    _record_outcome(orchestrator, report, now, periodic=periodic)
     return report
 
 
-def _record_outcome(orchestrator: Orchestrator, report: SyncReport, now: datetime) -> None:
+def _record_outcome(
+    orchestrator: Orchestrator, report: SyncReport, now: datetime, *, periodic: bool
+) -> None:
     if report.ok:
         values: dict[str, Any] = {
             "last_synced_at": now,
@@ -85,6 +94,8 @@ def _record_outcome(orchestrator: Orchestrator, report: SyncReport, now: datetim
             "consecutive_failures": 0,
             "next_sync_after": None,
         }
+    elif not periodic:
+        values = {"last_sync_error": report.error, "last_sync_error_at": now}
     else:
         failures = orchestrator.consecutive_failures + 1
         # One interval after the first failure, doubling up to the cap.
@@ -101,7 +112,11 @@ def _record_outcome(orchestrator: Orchestrator, report: SyncReport, now: datetim
 
 
 def _sync(
-    orchestrator: Orchestrator, client: OrchestratorClient, report: SyncReport, now: datetime
+    orchestrator: Orchestrator,
+    client: OrchestratorClient,
+    report: SyncReport,
+    now: datetime,
+    heartbeat: Callable[[], None],
 ) -> None:
     schedules = client.list_schedules()
     agents = client.list_agents()
@@ -123,9 +138,9 @@ def _sync(
     wanted_runs = run_ids_to_fetch(
         orchestrator, client, schedules, since=since, incremental=not first_pass
     )
-    _fetch_and_store(orchestrator, client, wanted_runs, report, now=now)
+    _fetch_and_store(orchestrator, client, wanted_runs, report, now=now, heartbeat=heartbeat)
     if not client.capabilities.lists_runs:
-        _follow_leads(orchestrator, client, report, now=now)
+        _follow_leads(orchestrator, client, report, now=now, heartbeat=heartbeat)
 
 
 def _fetch_and_store(
@@ -135,6 +150,7 @@ def _fetch_and_store(
     report: SyncReport,
     *,
     now: datetime,
+    heartbeat: Callable[[], None] = lambda: None,
 ) -> None:
     """Fetch runs a batch at a time and store each batch, so a failure keeps the batches before."""
     for start in range(0, len(external_ids), BATCH_SIZE):
@@ -153,10 +169,16 @@ def _fetch_and_store(
             report.vanished += runs_mark_vanished(
                 orchestrator=orchestrator, external_ids=vanished, now=now
             )
+            heartbeat()
 
 
 def _follow_leads(
-    orchestrator: Orchestrator, client: OrchestratorClient, report: SyncReport, *, now: datetime
+    orchestrator: Orchestrator,
+    client: OrchestratorClient,
+    report: SyncReport,
+    *,
+    now: datetime,
+    heartbeat: Callable[[], None],
 ) -> None:
     """A vendor without a run list: follow the runs the stored ones point at, hop by hop."""
     tried: set[str] = set()
@@ -165,7 +187,7 @@ def _follow_leads(
         if not leads:
             return
         tried |= leads
-        _fetch_and_store(orchestrator, client, sorted(leads), report, now=now)
+        _fetch_and_store(orchestrator, client, sorted(leads), report, now=now, heartbeat=heartbeat)
 
 
 def run_refresh(*, run: Run, client: OrchestratorClient | None = None) -> Run:
