@@ -155,13 +155,27 @@ STORAGES = {
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
+# Everything goes to stderr. With DEBUG off each record is one JSON line (traceback included),
+# and Django's own loggers are ours: without them Django sends an unhandled error's traceback
+# to ADMINS by mail only, so a production 500 would leave no trace.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {"()": "dashboard.logs.JsonLineFormatter"},
+        "text": {"format": "%(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "formatter": "text" if DEBUG else "json",
+        }
+    },
     "loggers": {
-        "runs": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-        "httpx": {"handlers": ["console"], "level": "WARNING"},
+        "django": {"handlers": ["stderr"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+        "runs": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+        "httpx": {"handlers": ["stderr"], "level": "WARNING"},
     },
 }
 
