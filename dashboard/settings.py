@@ -179,6 +179,9 @@ LOGGING = {
     },
 }
 
+# Error reports (mailed to ADMINS, and the debug page once DEBUG is off) mask credentials.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "dashboard.reporting.CredentialFilter"
+
 # The deployment checklist, on whenever DEBUG is off.
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
 
 from runs.models import Orchestrator, OrchestratorKind, Run
 from runs.orchestrators.base import OrchestratorError, RunSnapshot
@@ -43,6 +44,7 @@ def orchestrator_check(*, orchestrator: Orchestrator) -> None:
         raise ConnectError(f"{orchestrator.base_url} refused the connection: {exc}") from exc
 
 
+@sensitive_variables("credential")
 def orchestrator_connect(
     *,
     kind: str,

@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from runs import selectors
@@ -43,6 +44,7 @@ def track_run(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "runs/track_run.html", {"track_form": form}, status=422)
 
 
+@sensitive_post_parameters("credential")
 @require_http_methods(["GET", "POST"])
 def orchestrator_connect_view(request: HtmxHttpRequest) -> HttpResponse:
     if not request.user.is_staff:

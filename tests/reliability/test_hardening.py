@@ -9,9 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
-from django.urls import path
+from django.test import Client
+from django.urls import path, reverse
+from django.views.debug import ExceptionReporter
+
+from runs.services.orchestrators import ConnectError, orchestrator_connect
+from tests.factories import make_orchestrator, make_user
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -53,3 +59,88 @@ def test_it_logs_an_unhandled_error_to_stderr_as_one_json_line_with_debug_off():
     assert error["status"] == 500 and error["path"] == "/broken/" and error["method"] == "GET"
     assert "Traceback (most recent call last)" in error["traceback"]
     assert "RuntimeError: the view broke" in error["traceback"]
+
+
+# --- 7. An error report (Django's technical 500 reporter) never shows a credential. ---------
+
+CREDENTIAL = "credential-never-in-a-report"
+# Nothing listens on the discard port: the check fails at once, and the page answers 200.
+NOWHERE = "http://127.0.0.1:9"
+
+
+def error_report(request: HttpRequest | None, exc_info: tuple | None = None) -> str:
+    """The technical 500 page Django draws for an error in this request (mailed to ADMINS with
+    DEBUG off), local variables included."""
+    exc_type, exc, tb = exc_info or (RuntimeError, RuntimeError("a later error"), None)
+    return ExceptionReporter(request, exc_type, exc, tb, is_email=False).get_traceback_html()
+
+
+@pytest.fixture
+def superuser_client(client: Client, db) -> Client:
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    return client
+
+
+def connect_data(**fields: str) -> dict[str, str]:
+    return {
+        "kind": "leapwork",
+        "name": "lab",
+        "base_url": NOWHERE,
+        "credential": CREDENTIAL,
+        **fields,
+    }
+
+
+def test_the_connect_page_hides_the_credential_from_error_reports(superuser_client):
+    response = superuser_client.post(reverse("runs:orchestrator_connect"), connect_data())
+    assert "refused the connection" in response.content.decode()
+    request = response.wsgi_request
+    assert tuple(getattr(request, "sensitive_post_parameters", ())) == ("credential",)
+    report = error_report(request)
+    assert CREDENTIAL not in report
+    assert "credential" in report and NOWHERE in report, "the rest of the POST stays readable"
+
+
+def test_the_orchestrator_admin_hides_the_credential_from_error_reports(superuser_client):
+    orchestrator = make_orchestrator(name="lab")
+    for url in (
+        reverse("admin:runs_orchestrator_add"),
+        reverse("admin:runs_orchestrator_change", args=[orchestrator.pk]),
+    ):
+        data = connect_data(test_plan_ids="[]", enabled="on", name="lab2")
+        response = superuser_client.post(url, data)
+        assert "refused the connection" in response.content.decode(), url
+        request = response.wsgi_request
+        assert tuple(getattr(request, "sensitive_post_parameters", ())) == ("credential",), url
+        assert CREDENTIAL not in error_report(request), url
+
+
+@pytest.mark.django_db
+def test_connecting_hides_the_credential_from_the_traceback_variables():
+    with pytest.raises(ConnectError) as raised:
+        orchestrator_connect(kind="leapwork", base_url=NOWHERE, name="lab", credential=CREDENTIAL)
+    report = error_report(None, (raised.type, raised.value, raised.tb))
+    assert "orchestrator_connect" in report, "the frame is in the report, its credential is not"
+    assert CREDENTIAL not in report
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("kind", "credential", "vendor_frame"),
+    [
+        ("leapwork", CREDENTIAL, "check"),
+        ("conductor", f"key-id:{CREDENTIAL}", "_fetch_token"),
+        ("conductor", CREDENTIAL, "_request"),
+        ("testsigma", CREDENTIAL, "check"),
+    ],
+)
+def test_a_vendor_client_failing_while_connecting_leaves_the_credential_out_of_the_report(
+    kind, credential, vendor_frame
+):
+    """Below the service the vendor clients hold the credential, split (Orkes' keyId:keySecret)
+    or as a header; they cannot name it to Django, so the report's filter masks it by name."""
+    with pytest.raises(ConnectError) as raised:
+        orchestrator_connect(kind=kind, base_url=NOWHERE, name="lab", credential=credential)
+    report = error_report(None, (raised.type, raised.value, raised.tb))
+    assert f"in {vendor_frame}" in report, "the vendor's frames are in the report"
+    assert CREDENTIAL not in report
