@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.models import Permission
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import path, reverse
 from django.views.debug import ExceptionReporter
 
+from runs.models import Orchestrator
 from runs.services.orchestrators import ConnectError, orchestrator_connect
+from tests.emulated import emulated
 from tests.factories import make_orchestrator, make_user
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -144,3 +147,74 @@ def test_a_vendor_client_failing_while_connecting_leaves_the_credential_out_of_t
     report = error_report(None, (raised.type, raised.value, raised.tb))
     assert f"in {vendor_frame}" in report, "the vendor's frames are in the report"
     assert CREDENTIAL not in report
+
+
+# --- 8. Connecting needs the admin's permissions, not only staff status. --------------------
+
+
+def staff_client(client: Client, *permissions: str) -> Client:
+    user = make_user("staff", is_staff=True)
+    for codename in permissions:
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.django_db
+def test_staff_without_the_orchestrator_permissions_may_not_connect_nor_see_the_link(client):
+    orchestrator = make_orchestrator(name="lab", base_url="http://leapwork.example")
+    staff = staff_client(client)
+    page = staff.get(reverse("runs:orchestrators")).content.decode()
+    assert reverse("runs:orchestrator_connect") not in page
+
+    opened = staff.get(reverse("runs:orchestrator_connect"))
+    assert opened.status_code == 403
+    assert "runs.add_orchestrator" in opened.content.decode(), "the page says what is missing"
+    repoint = staff.post(
+        reverse("runs:orchestrator_connect"), connect_data(base_url="http://attacker.example")
+    )
+    assert repoint.status_code == 403
+    orchestrator.refresh_from_db()
+    assert orchestrator.base_url == "http://leapwork.example"
+
+
+@pytest.mark.django_db
+def test_staff_who_may_only_add_cannot_repoint_an_existing_orchestrator(client):
+    orchestrator = make_orchestrator(name="lab", base_url="http://leapwork.example")
+    staff = staff_client(client, "add_orchestrator")
+    assert (
+        reverse("runs:orchestrator_connect")
+        in staff.get(reverse("runs:orchestrators")).content.decode()
+    )
+
+    response = staff.post(
+        reverse("runs:orchestrator_connect"), connect_data(base_url="http://attacker.example")
+    )
+    assert response.status_code == 403
+    assert "Changing the orchestrator lab needs" in response.content.decode()
+    assert "runs.change_orchestrator" in response.content.decode()
+    orchestrator.refresh_from_db()
+    assert orchestrator.base_url == "http://leapwork.example"
+
+
+@pytest.mark.django_db
+def test_staff_who_may_only_change_cannot_connect_a_new_orchestrator(client):
+    staff = staff_client(client, "change_orchestrator")
+    response = staff.post(reverse("runs:orchestrator_connect"), connect_data(name="new"))
+    assert response.status_code == 403
+    assert "runs.add_orchestrator" in response.content.decode()
+    assert not Orchestrator.objects.exists()
+
+
+@pytest.mark.django_db
+def test_staff_with_the_permissions_connect_and_change_an_orchestrator(client):
+    staff = staff_client(client, "add_orchestrator", "change_orchestrator")
+    with emulated("leapwork") as (app, server):
+        data = connect_data(base_url=server.base_url, credential=app.credential)
+        created = staff.post(reverse("runs:orchestrator_connect"), data)
+        assert created.status_code == 302
+        changed = staff.post(
+            reverse("runs:orchestrator_connect"), {**data, "base_url": server.base_url + "/"}
+        )
+        assert changed.status_code == 302
+    assert Orchestrator.objects.get(name="lab").base_url == server.base_url
