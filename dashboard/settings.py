@@ -130,6 +130,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Mail leaves only through a server named by EMAIL_HOST; without one there is no mailer, so
+# no password reset either (dashboard.urls), and nothing tries localhost:25.
+MAILERS = {}
+SILENCED_SYSTEM_CHECKS = []
+if not os.environ.get("EMAIL_HOST"):
+    SILENCED_SYSTEM_CHECKS.append("mail.W001")  # no default mailer: that is the intent
+else:
+    MAILERS["default"] = {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": os.environ["EMAIL_HOST"],
+            "port": int(os.environ.get("EMAIL_PORT", "587")),
+            "username": os.environ.get("EMAIL_HOST_USER", ""),
+            "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+            "use_tls": env_bool("EMAIL_USE_TLS", True),
+        },
+    }
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "runboard@localhost")
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "runs:overview"
 LOGOUT_REDIRECT_URL = "login"
@@ -190,7 +209,7 @@ if not DEBUG:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     if not SECURE_SSL_REDIRECT:
         # The proxy in front redirects to HTTPS; Django need not.
-        SILENCED_SYSTEM_CHECKS = ["security.W008"]
+        SILENCED_SYSTEM_CHECKS.append("security.W008")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(60 * 60 * 24 * 365)))

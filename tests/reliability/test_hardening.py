@@ -3,6 +3,7 @@ what an error report shows of a credential, login throttling, CSP and the public
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import Permission
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
-from django.urls import path, reverse
+from django.urls import clear_url_caches, path, reverse
 from django.views.debug import ExceptionReporter
 
 from runs.models import Orchestrator
@@ -218,3 +219,43 @@ def test_staff_with_the_permissions_connect_and_change_an_orchestrator(client):
         )
         assert changed.status_code == 302
     assert Orchestrator.objects.get(name="lab").base_url == server.base_url
+
+
+# --- 10c. No public password reset without a mail server. ----------------------------------
+
+PASSWORD_RESET_PATHS = [
+    "/accounts/password_reset/",
+    "/accounts/password_reset/done/",
+    "/accounts/reset/MQ/set-password/",
+    "/accounts/reset/done/",
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", PASSWORD_RESET_PATHS)
+def test_password_reset_is_not_routed_without_a_mail_server(client, path):
+    assert client.get(path).status_code == 404
+
+
+@pytest.mark.django_db
+def test_password_reset_is_routed_once_a_mail_server_is_configured(client, settings):
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+    reload_urls()
+    try:
+        assert client.get("/accounts/password_reset/").status_code == 200
+    finally:
+        settings.MAILERS = {}
+        reload_urls()
+    assert client.get("/accounts/password_reset/").status_code == 404
+
+
+def reload_urls() -> None:
+    importlib.reload(importlib.import_module("dashboard.urls"))
+    clear_url_caches()
+
+
+@pytest.mark.django_db
+def test_login_logout_and_password_change_stay_routed(client):
+    assert client.get(reverse("login")).status_code == 200
+    assert reverse("logout") == "/accounts/logout/"
+    assert client.get(reverse("password_change")).status_code == 302, "it needs a login"
