@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_tasks_db",
+    "axes",
     "runs",
 ]
 
@@ -68,6 +70,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -149,6 +153,20 @@ else:
     }
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "runboard@localhost")
 
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one user name, or
+# from one address, that user or address is refused for the cool-off (each new try while locked
+# starts it again). A success resets the count; `manage.py axes_reset` unlocks everyone now.
+# The address is REMOTE_ADDR: behind a proxy that is the proxy's (see README).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "runs:overview"
 LOGOUT_REDIRECT_URL = "login"
@@ -195,6 +213,7 @@ LOGGING = {
         "django": {"handlers": ["stderr"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
         "runs": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "INFO")},
         "httpx": {"handlers": ["stderr"], "level": "WARNING"},
+        "axes": {"handlers": ["stderr"], "level": "WARNING"},
     },
 }
 

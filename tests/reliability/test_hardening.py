@@ -8,11 +8,13 @@ import json
 import os
 import subprocess
 import sys
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import Permission
+from django.core.management import call_command
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import clear_url_caches, path, reverse
@@ -259,3 +261,63 @@ def test_login_logout_and_password_change_stay_routed(client):
     assert client.get(reverse("login")).status_code == 200
     assert reverse("logout") == "/accounts/logout/"
     assert client.get(reverse("password_change")).status_code == 302, "it needs a login"
+
+
+# --- 10a. Login throttled per user name and per address (django-axes). ---------------------
+
+
+def log_in(client: Client, username: str, password: str, address: str = "10.0.0.1"):
+    return client.post(
+        reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=address
+    )
+
+
+@pytest.mark.django_db
+def test_five_failed_logins_lock_the_user_out_even_with_the_right_password(client, settings):
+    user = make_user("alice")
+    limit = settings.AXES_FAILURE_LIMIT
+    failures = [log_in(client, "alice", "wrong").status_code for _ in range(limit)]
+    assert failures == [200] * (limit - 1) + [429], "the last failure allowed locks at once"
+    locked = log_in(client, "alice", "correct horse battery")
+    assert locked.status_code == 429
+    page = locked.content.decode()
+    assert "Too many failed logins" in page and "Try again in 15 min" in page
+    assert "_auth_user_id" not in client.session
+    # Per user name: another address does not help.
+    assert log_in(client, "alice", "correct horse battery", "10.9.9.9").status_code == 429
+
+    call_command("axes_reset", stdout=StringIO())  # the administrator lifts the lock
+    assert log_in(client, "alice", "correct horse battery").status_code == 302
+    assert client.session["_auth_user_id"] == str(user.pk)
+
+
+@pytest.mark.django_db
+def test_failed_logins_for_many_names_lock_out_their_address(client, settings):
+    make_user("bob")
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        log_in(client, f"guess{n}", "wrong", "10.0.0.7")
+    assert log_in(client, "bob", "correct horse battery", "10.0.0.7").status_code == 429
+    assert log_in(client, "bob", "correct horse battery", "10.0.0.8").status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_successful_login_forgets_the_failures_before_it(client, settings):
+    make_user("carol")
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        log_in(client, "carol", "wrong")
+    assert log_in(client, "carol", "correct horse battery").status_code == 302
+    client.post(reverse("logout"))
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        log_in(client, "carol", "wrong")
+    assert log_in(client, "carol", "correct horse battery").status_code == 302
+
+
+@pytest.mark.django_db
+def test_the_admin_login_is_throttled_too(client, settings):
+    make_user("dave", is_staff=True)
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(reverse("admin:login"), {"username": "dave", "password": "wrong"})
+    locked = client.post(
+        reverse("admin:login"), {"username": "dave", "password": "correct horse battery"}
+    )
+    assert locked.status_code == 429
