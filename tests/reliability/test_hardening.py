@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 from io import StringIO
@@ -321,3 +322,35 @@ def test_the_admin_login_is_throttled_too(client, settings):
         reverse("admin:login"), {"username": "dave", "password": "correct horse battery"}
     )
     assert locked.status_code == 429
+
+
+# --- 10b. A Content-Security-Policy the pages live under. ----------------------------------
+
+TEMPLATES = ROOT / "templates"
+INLINE_CODE = re.compile(
+    r"<script(?![^>]*\bsrc=)[^>]*>|<style\b|\sstyle=|\son[a-z]+=|\shx-on[:-]|javascript:", re.I
+)
+
+
+@pytest.mark.django_db
+def test_every_page_is_served_with_a_policy_that_allows_nothing_inline(viewer_client):
+    response = viewer_client.get(reverse("runs:overview"))
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in response["Content-Security-Policy"].split(";")
+    )
+    assert policy["default-src"] == "'self'"
+    assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"
+    assert policy["object-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+    # htmx would otherwise inject its indicator <style> (refused by style-src).
+    assert '"includeIndicatorStyles": false' in response.content.decode()
+
+
+def test_no_template_has_inline_script_style_or_handler():
+    """What the policy refuses: a template with any of these breaks under it."""
+    offending = {
+        str(template.relative_to(TEMPLATES)): match.group(0)
+        for template in TEMPLATES.rglob("*.html")
+        if (match := INLINE_CODE.search(template.read_text()))
+    }
+    assert offending == {}
