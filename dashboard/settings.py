@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -54,11 +56,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_tasks_db",
+    "axes",
     "runs",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -68,6 +72,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -130,6 +136,39 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Mail leaves only through a server named by EMAIL_HOST; without one there is no mailer, so
+# no password reset either (dashboard.urls), and nothing tries localhost:25.
+MAILERS = {}
+SILENCED_SYSTEM_CHECKS = []
+if not os.environ.get("EMAIL_HOST"):
+    SILENCED_SYSTEM_CHECKS.append("mail.W001")  # no default mailer: that is the intent
+else:
+    MAILERS["default"] = {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": os.environ["EMAIL_HOST"],
+            "port": int(os.environ.get("EMAIL_PORT", "587")),
+            "username": os.environ.get("EMAIL_HOST_USER", ""),
+            "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+            "use_tls": env_bool("EMAIL_USE_TLS", True),
+        },
+    }
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "runboard@localhost")
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one user name, or
+# from one address, that user or address is refused for the cool-off (each new try while locked
+# starts it again). A success resets the count; `manage.py axes_reset` unlocks everyone now.
+# The address is REMOTE_ADDR: behind a proxy that is the proxy's (see README).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "runs:overview"
 LOGOUT_REDIRECT_URL = "login"
@@ -155,15 +194,48 @@ STORAGES = {
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
+# Everything goes to stderr. With DEBUG off each record is one JSON line (traceback included),
+# and Django's own loggers are ours: without them Django sends an unhandled error's traceback
+# to ADMINS by mail only, so a production 500 would leave no trace.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {"()": "dashboard.logs.JsonLineFormatter"},
+        "text": {"format": "%(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "formatter": "text" if DEBUG else "json",
+        }
+    },
     "loggers": {
-        "runs": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-        "httpx": {"handlers": ["console"], "level": "WARNING"},
+        "django": {"handlers": ["stderr"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+        "runs": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+        "httpx": {"handlers": ["stderr"], "level": "WARNING"},
+        "axes": {"handlers": ["stderr"], "level": "WARNING"},
     },
 }
+
+# Content-Security-Policy: scripts, styles, images and forms only from this site, nothing
+# inline (the templates have no inline script, style or handler; htmx is told not to inject
+# its indicator style and never to eval, in base.html), no plugins, no framing.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+
+# Error reports (mailed to ADMINS, and the debug page once DEBUG is off) mask credentials.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "dashboard.reporting.CredentialFilter"
 
 # The deployment checklist, on whenever DEBUG is off.
 if not DEBUG:
@@ -173,7 +245,7 @@ if not DEBUG:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     if not SECURE_SSL_REDIRECT:
         # The proxy in front redirects to HTTPS; Django need not.
-        SILENCED_SYSTEM_CHECKS = ["security.W008"]
+        SILENCED_SYSTEM_CHECKS.append("security.W008")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(60 * 60 * 24 * 365)))

@@ -9,7 +9,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from runs.models import (
     Agent,
@@ -35,6 +37,7 @@ class OrchestratorAdminForm(forms.ModelForm):
         model = Orchestrator
         fields = ["kind", "name", "base_url", "credential", "test_plan_ids", "enabled"]
 
+    @sensitive_variables("cleaned")
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         if (
@@ -46,6 +49,7 @@ class OrchestratorAdminForm(forms.ModelForm):
         self._check_connection(cleaned)
         return cleaned
 
+    @sensitive_variables("cleaned")
     def _check_connection(self, cleaned: dict[str, Any]) -> None:
         """The same check as `manage.py connect`: a new orchestrator, or a changed URL, kind or
         credential, is saved only once the orchestrator accepts it."""
@@ -75,6 +79,17 @@ class OrchestratorAdmin(admin.ModelAdmin):
     list_filter = ["kind", "enabled"]
     search_fields = ["name", "base_url"]
     readonly_fields = ["last_synced_at", "last_sync_error", "last_sync_error_at"]
+
+    # The add and change pages both post a credential; an error report shows it masked.
+    @method_decorator(sensitive_post_parameters("credential"))
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from axes.utils import reset
 from django.conf import settings
 from django.core.cache import cache
 
@@ -37,6 +38,19 @@ def empty_cache():
     """Each test starts with an empty cache: pages are keyed by the history's revision, which
     a rolled-back test counts from zero again."""
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def axes_reset(request: pytest.FixtureRequest) -> None:
+    """No test inherits another's failed logins (django-axes counts them in the database);
+    only tests that use the database touch it."""
+    uses_db = request.node.get_closest_marker("django_db") or {
+        "db",
+        "transactional_db",
+    } & set(request.fixturenames)
+    if uses_db:
+        request.getfixturevalue("db")
+        reset()
 
 
 @pytest.fixture

@@ -10,14 +10,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.core.exceptions import ValidationError
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
 
 from runs.models import Orchestrator, OrchestratorKind, Run
 from runs.orchestrators.base import OrchestratorError, RunSnapshot
 from runs.orchestrators.registry import client_class
 from runs.services.session import orchestrator_session
 from runs.services.sync import runs_store
+
+ADD_PERMISSION = "runs.add_orchestrator"
+CHANGE_PERMISSION = "runs.change_orchestrator"
 
 
 class ConnectError(Exception):
@@ -29,6 +35,12 @@ class Connection:
     orchestrator: Orchestrator
     created: bool
     tracked: tuple[Run, ...] = ()
+
+
+def orchestrator_connect_allowed(*, user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Whether connecting is open to this user at all: staff who may add or change
+    orchestrators, as the admin asks."""
+    return user.is_staff and (user.has_perm(ADD_PERMISSION) or user.has_perm(CHANGE_PERMISSION))
 
 
 def orchestrator_check(*, orchestrator: Orchestrator) -> None:
@@ -43,6 +55,7 @@ def orchestrator_check(*, orchestrator: Orchestrator) -> None:
         raise ConnectError(f"{orchestrator.base_url} refused the connection: {exc}") from exc
 
 
+@sensitive_variables("credential")
 def orchestrator_connect(
     *,
     kind: str,
@@ -51,11 +64,15 @@ def orchestrator_connect(
     credential: str,
     test_plan_ids: Sequence[str] = (),
     run_ids: Sequence[str] = (),
+    user: AbstractBaseUser | AnonymousUser | None = None,
 ) -> Connection:
     """Create or update the orchestrator `name` after checking it answers to this credential
     and that every run id given can be read there; nothing is saved otherwise.
 
-    Idempotent: connecting the same name again updates it (a second `make run` reuses it).
+    A `user` (the connect page's) needs staff status and the permission to add orchestrators,
+    or to change them when `name` exists; without one the caller is the server's own operator
+    (`manage.py connect`). Idempotent: connecting the same name again updates it (a second
+    `make run` reuses it).
     """
     if kind not in OrchestratorKind.values:
         raise ConnectError(
@@ -67,6 +84,8 @@ def orchestrator_connect(
         )
     orchestrator = Orchestrator.objects.filter(name=name).first() or Orchestrator(name=name)
     created = orchestrator.pk is None
+    if user is not None:
+        _require_permission(user, name=name, created=created)
     if not created and orchestrator.kind != kind:
         raise ConnectError(f"{name!r} is already a {orchestrator.get_kind_display()} orchestrator.")
     orchestrator.kind = kind
@@ -85,6 +104,15 @@ def orchestrator_connect(
         stored = runs_store(orchestrator=orchestrator, snapshots=snapshots)
     tracked = tuple(stored[s.external_id] for s in snapshots if s.external_id in stored)
     return Connection(orchestrator=orchestrator, created=created, tracked=tracked)
+
+
+def _require_permission(
+    user: AbstractBaseUser | AnonymousUser, *, name: str, created: bool
+) -> None:
+    needed = ADD_PERMISSION if created else CHANGE_PERMISSION
+    if not (user.is_staff and user.has_perm(needed)):
+        doing = "Connecting a new orchestrator" if created else f"Changing the orchestrator {name}"
+        raise PermissionDenied(f"{doing} needs staff status and the permission {needed}.")
 
 
 def _read_runs(orchestrator: Orchestrator, run_ids: Sequence[str]) -> list[RunSnapshot]:

@@ -11,13 +11,7 @@ from tests.factories import make_run
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC = {
-    "login",
-    "password_reset",
-    "password_reset_done",
-    "password_reset_confirm",
-    "password_reset_complete",
-}
+PUBLIC = {"login"}
 
 
 def named_patterns(patterns: list) -> list[URLPattern]:

@@ -1,8 +1,9 @@
-"""Staff connect an orchestrator from the UI; anyone tracks a run by its vendor id."""
+"""Staff who may add orchestrators connect one from the UI; anyone tracks a run by its vendor id."""
 
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from runs.models import Orchestrator, Run
@@ -18,7 +19,9 @@ def test_only_staff_may_open_the_connect_page(client):
 
 
 def test_staff_connect_after_the_credential_is_checked(client):
-    client.force_login(make_user("boss", is_staff=True))
+    boss = make_user("boss", is_staff=True)
+    boss.user_permissions.add(Permission.objects.get(codename="add_orchestrator"))
+    client.force_login(boss)
     with emulated("leapwork") as (app, server):
         data = {
             "kind": "leapwork",
