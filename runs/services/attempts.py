@@ -85,9 +85,7 @@ def attempts_latest(
     return latest
 
 
-def attempt_follow(
-    previous: Run, *, external_id: str, fields: dict[str, Any]
-) -> tuple[Run, bool]:
+def attempt_follow(previous: Run, *, external_id: str, fields: dict[str, Any]) -> tuple[Run, bool]:
     """The attempt after `previous` that a rerun in place started (the rerun service's side),
     and whether this made it (sync may have found it first)."""
     attempts_freeze([previous.pk])

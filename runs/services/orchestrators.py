@@ -15,6 +15,7 @@ from django.db import transaction
 
 from runs.models import Orchestrator, OrchestratorKind, Run
 from runs.orchestrators.base import OrchestratorError, RunSnapshot
+from runs.orchestrators.http import base_url_problem, header_value_problem
 from runs.orchestrators.registry import client_class
 from runs.services.session import orchestrator_session
 from runs.services.sync import runs_store
@@ -31,11 +32,25 @@ class Connection:
     tracked: tuple[Run, ...] = ()
 
 
+def connection_problems(*, base_url: str, credential: str) -> dict[str, str]:
+    """What makes this base URL or credential unusable for any request, by field name."""
+    problems = {
+        "base_url": base_url_problem(base_url),
+        "credential": header_value_problem(credential),
+    }
+    return {field: problem for field, problem in problems.items() if problem}
+
+
 def orchestrator_check(*, orchestrator: Orchestrator) -> None:
     """Ask the orchestrator whether this base URL and credential work; raise ConnectError if not.
 
     Works on an unsaved instance: the connect command and the admin form check before saving.
     """
+    problems = connection_problems(
+        base_url=orchestrator.base_url, credential=orchestrator.credential
+    )
+    if problems:
+        raise ConnectError(" ".join(problems.values()))
     try:
         with orchestrator_session(orchestrator) as client:
             client.check()
