@@ -88,7 +88,7 @@ def _iteration_pick(value: str) -> tuple[int, str]:
     pk, sep, iteration = value.partition(":")
     if not sep:
         raise ValueError(value)
-    return int(pk), iteration
+    return selectors.db_int(pk), iteration
 
 
 class AnyOfTheRun(forms.TypedMultipleChoiceField):
@@ -97,6 +97,23 @@ class AnyOfTheRun(forms.TypedMultipleChoiceField):
 
     def valid_value(self, value: Any) -> bool:
         return True
+
+
+class AgentsField(forms.ModelMultipleChoiceField):
+    """Agents by id; an id beyond any the database holds names no agent (and is not sent to
+    the database, which would refuse it instead of finding nothing)."""
+
+    def _check_values(self, value: Any) -> Any:
+        for pk in value:
+            try:
+                selectors.db_int(str(pk))
+            except ValueError:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
+                    params={"pk": pk},
+                ) from None
+        return super()._check_values(value)
 
 
 class JSONObjectField(forms.CharField):
@@ -225,10 +242,8 @@ class RerunForm(SubmissionForm):
         initial=OWN_AGENT,
         required=False,
     )
-    agents = forms.ModelMultipleChoiceField(
-        queryset=None, required=False, widget=QuickChoices, label="Agents"
-    )
-    cases = AnyOfTheRun(coerce=int, required=False, widget=QuickChoices, label="Cases")
+    agents = AgentsField(queryset=None, required=False, widget=QuickChoices, label="Agents")
+    cases = AnyOfTheRun(coerce=selectors.db_int, required=False, widget=QuickChoices, label="Cases")
     iterations = AnyOfTheRun(
         coerce=_iteration_pick,
         required=False,

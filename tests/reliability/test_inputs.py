@@ -290,3 +290,20 @@ def test_nothing_refused_reached_a_vendor(rerunner_client):
         assert all(response.status_code < 500 for response in responses)
         assert vendor_writes(server) == []
         assert not RerunRequest.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "picks",
+    [
+        {"scope": "all", "where": "chosen", "agents": [HUGE]},
+        {"scope": "picked", "cases": [HUGE]},
+        {"scope": "picked", "cases": ["-" + HUGE]},
+    ],
+)
+def test_picked_ids_beyond_a_bigint_are_form_errors(rerunner_client, picks):
+    """Found by the property tests: the picked ids went to the database unchecked."""
+    run = failed_run_of("leapwork")
+    url = reverse("runs:rerun", args=[run.pk])
+    response = rerunner_client.post(url, {"idempotency_key": "k1", "action": "preview", **picks})
+    assert response.status_code == 200
+    assert not RerunRequest.objects.exists()
