@@ -22,7 +22,7 @@ from runs.models import (
     Schedule,
     TestCase,
 )
-from runs.services.orchestrators import ConnectError, orchestrator_check
+from runs.services.orchestrators import ConnectError, connection_problems, orchestrator_check
 
 
 class OrchestratorAdminForm(forms.ModelForm):
@@ -46,6 +46,12 @@ class OrchestratorAdminForm(forms.ModelForm):
             and not cleaned.get("clear_credential")
         ):
             cleaned["credential"] = self.instance.credential
+        if cleaned.get("base_url"):
+            problems = connection_problems(
+                base_url=cleaned["base_url"], credential=cleaned.get("credential") or ""
+            )
+            for field, problem in problems.items():
+                self.add_error(field, problem)
         self._check_connection(cleaned)
         return cleaned
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxValueValidator
 
 from runs.models import Agent, Orchestrator, Schedule, Trigger
 from runs.status import Status
@@ -19,6 +21,8 @@ RUN_SORTS = [
     ("duration", "Shortest first"),
 ]
 FAILURES_CHOICE = "failures"
+# A "to" date includes its whole day: the day after it must exist.
+LAST_DAY = date.max - timedelta(days=1)
 
 
 def _pairs(field: forms.ModelChoiceField, label: str) -> Callable[[], list[tuple[Any, str]]]:
@@ -67,10 +71,16 @@ class RunFilterForm(forms.Form):
     )
     build = forms.CharField(required=False, max_length=200)
     date_from = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        label="From",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[MaxValueValidator(LAST_DAY)],
     )
     date_to = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        label="To",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[MaxValueValidator(LAST_DAY)],
     )
     sort = forms.ChoiceField(widget=QuickSelect, required=False, choices=RUN_SORTS)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from typing import Any
 
@@ -12,6 +13,7 @@ from django.http import QueryDict
 from runs import selectors
 from runs.models import ExecutionResult, Orchestrator, Run, Schedule
 from runs.selectors import ResultCounts
+from runs.services.orchestrators import connection_problems
 from runs.services.reruns import RerunInput, Scope, rerun_capabilities
 from runs.widgets import QuickChoices, QuickSingleChoice
 
@@ -23,6 +25,11 @@ SCOPE_LABELS = {
 }
 EMPTY_VARIABLE_ROWS = 2
 OWN_AGENT, CHOSEN_AGENTS = "own", "chosen"
+# Leapwork sends variables as query parameters, and a URL holds at most 64 KiB once encoded
+# (up to three times the UTF-8 bytes): the limits keep every vendor's request sendable.
+VARIABLE_NAME_MAX, VARIABLE_VALUE_MAX, VARIABLES_MAX_BYTES = 200, 4_000, 16_000
+# A JSON field's text, and how deep its objects and arrays may nest.
+JSON_MAX_CHARS, JSON_MAX_DEPTH = 100_000, 32
 
 
 def variable_rows(data: QueryDict | None, initial: dict[str, Any]) -> list[tuple[str, str]]:
@@ -36,18 +43,44 @@ def variable_rows(data: QueryDict | None, initial: dict[str, Any]) -> list[tuple
 
 
 def parse_variables(data: QueryDict) -> tuple[dict[str, str], str]:
-    """Variables from the editor's rows; a row with a value but no name, or a name twice, is an error."""
+    """Variables from the editor's rows; a row with a value but no name, a name twice, a NUL
+    or a name or value over its length limit is an error."""
     variables: dict[str, str] = {}
     for name, value in zip(data.getlist("var_name"), data.getlist("var_value"), strict=False):
         name = name.strip()
+        if problem := _variable_problem(name, value):
+            return variables, problem
         if not name:
             if value.strip():
-                return variables, f"The value “{value}” has no variable name."
+                return variables, f"The value “{_shown(value)}” has no variable name."
             continue
         if name in variables:
             return variables, f"The variable “{name}” is given twice."
         variables[name] = value
+    size = sum(len(name.encode()) + len(value.encode()) for name, value in variables.items())
+    if size > VARIABLES_MAX_BYTES:
+        return (
+            variables,
+            f"The variables are too long together: at most {VARIABLES_MAX_BYTES:,} bytes.",
+        )
     return variables, ""
+
+
+def _variable_problem(name: str, value: str) -> str:
+    if "\x00" in name or "\x00" in value:
+        return "A variable cannot hold a NUL character."
+    if len(name) > VARIABLE_NAME_MAX:
+        return f"The variable name “{_shown(name)}” is too long: at most {VARIABLE_NAME_MAX} characters."
+    if len(value) > VARIABLE_VALUE_MAX:
+        return (
+            f"The value of “{_shown(name)}” is too long: at most {VARIABLE_VALUE_MAX:,} characters."
+        )
+    return ""
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A user's text quoted back in a message, cut short."""
+    return text if len(text) <= limit else f"{text[:limit]}…"
 
 
 def _iteration_pick(value: str) -> tuple[int, str]:
@@ -55,7 +88,7 @@ def _iteration_pick(value: str) -> tuple[int, str]:
     pk, sep, iteration = value.partition(":")
     if not sep:
         raise ValueError(value)
-    return int(pk), iteration
+    return selectors.db_int(pk), iteration
 
 
 class AnyOfTheRun(forms.TypedMultipleChoiceField):
@@ -66,27 +99,94 @@ class AnyOfTheRun(forms.TypedMultipleChoiceField):
         return True
 
 
+class AgentsField(forms.ModelMultipleChoiceField):
+    """Agents by id; an id beyond any the database holds names no agent (and is not sent to
+    the database, which would refuse it instead of finding nothing)."""
+
+    def _check_values(self, value: Any) -> Any:
+        for pk in value:
+            try:
+                selectors.db_int(str(pk))
+            except ValueError:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
+                    params={"pk": pk},
+                ) from None
+        return super()._check_values(value)
+
+
 class JSONObjectField(forms.CharField):
-    """A JSON object typed into a textarea."""
+    """A JSON object typed into a textarea: one that every database can store and every
+    vendor can be sent (strict JSON, no NUL, bounded in size and depth)."""
 
     widget = forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "code"})
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", JSON_MAX_CHARS)
+        super().__init__(**kwargs)
 
     def to_python(self, value: Any) -> dict[str, Any] | None:
         value = super().to_python(value)
         if not value or not value.strip():
             return None
+        if len(value) > JSON_MAX_CHARS:  # before parsing it (the validators run afterwards)
+            raise forms.ValidationError(f"Give at most {JSON_MAX_CHARS:,} characters of JSON.")
         try:
-            parsed = json.loads(value)
+            parsed = json.loads(value, parse_constant=_no_constant, parse_float=_finite)
+        except RecursionError as exc:
+            raise forms.ValidationError(
+                f"This JSON is nested too deeply: at most {JSON_MAX_DEPTH} levels."
+            ) from exc
         except ValueError as exc:
             raise forms.ValidationError(f"This is not valid JSON: {exc}.") from exc
         if not isinstance(parsed, dict):
             raise forms.ValidationError('Give a JSON object, like {"key": "value"}.')
+        _check_json_values(parsed)
         return parsed
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, dict):
             return json.dumps(value, indent=2, sort_keys=True)
         return value
+
+
+def _no_constant(name: str) -> Any:
+    raise forms.ValidationError(
+        f"JSON has no {name}: give a number, or put {name} in quotes to send it as text."
+    )
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise forms.ValidationError(
+            f"The number {_shown(text)} is too large: it reads as Infinity."
+        )
+    return number
+
+
+def _check_json_values(parsed: Any) -> None:
+    """Depth, and texts PostgreSQL cannot store (NUL, a lone UTF-16 surrogate)."""
+    pending = [(parsed, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > JSON_MAX_DEPTH:
+            raise forms.ValidationError(
+                f"This JSON is nested too deeply: at most {JSON_MAX_DEPTH} levels."
+            )
+        if isinstance(value, dict):
+            pending.extend((key, depth) for key in value)
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            if "\x00" in value:
+                raise forms.ValidationError("JSON texts cannot hold a NUL character (\\u0000).")
+            if any("\ud800" <= char <= "\udfff" for char in value):
+                raise forms.ValidationError(
+                    "JSON texts cannot hold a lone surrogate (\\ud800 to \\udfff)."
+                )
 
 
 class SubmissionForm(forms.Form):
@@ -142,10 +242,8 @@ class RerunForm(SubmissionForm):
         initial=OWN_AGENT,
         required=False,
     )
-    agents = forms.ModelMultipleChoiceField(
-        queryset=None, required=False, widget=QuickChoices, label="Agents"
-    )
-    cases = AnyOfTheRun(coerce=int, required=False, widget=QuickChoices, label="Cases")
+    agents = AgentsField(queryset=None, required=False, widget=QuickChoices, label="Agents")
+    cases = AnyOfTheRun(coerce=selectors.db_int, required=False, widget=QuickChoices, label="Cases")
     iterations = AnyOfTheRun(
         coerce=_iteration_pick,
         required=False,
@@ -366,6 +464,12 @@ class TrackRunForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["orchestrator"].queryset = Orchestrator.objects.filter(enabled=True)
 
+    def clean_run_id(self) -> str:
+        run_id = self.cleaned_data["run_id"]
+        if any(not char.isprintable() for char in run_id):
+            raise forms.ValidationError("A run id holds no line breaks or control characters.")
+        return run_id
+
 
 class ConnectForm(forms.Form):
     kind = forms.ChoiceField(choices=Orchestrator._meta.get_field("kind").choices)
@@ -384,6 +488,16 @@ class ConnectForm(forms.Form):
         label="Testsigma run ids to follow",
         help_text="Separated by commas or spaces.",
     )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("base_url"):
+            problems = connection_problems(
+                base_url=cleaned["base_url"], credential=cleaned.get("credential") or ""
+            )
+            for field, problem in problems.items():
+                self.add_error(field, problem)
+        return cleaned
 
     def _ids(self, name: str) -> list[str]:
         return [part for part in self.cleaned_data.get(name, "").replace(",", " ").split() if part]

@@ -41,8 +41,19 @@ from runs.status import FAILURES, IN_PROGRESS, Status
 
 PAGE_SIZE = 50
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The range of a bigint column (ids; durations in microseconds on SQLite).
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 FAILURE_VALUES = [status.value for status in FAILURES]
 IN_PROGRESS_VALUES = [status.value for status in IN_PROGRESS]
+
+
+def db_int(text: str) -> int:
+    """An integer a bigint column can hold; ValueError otherwise (a larger id names no row,
+    and the database driver would refuse it instead of finding nothing)."""
+    value = int(text)
+    if not BIGINT_MIN <= value <= BIGINT_MAX:
+        raise ValueError(f"{text!r:.40} is out of range")
+    return value
 
 
 # Keyset pagination ------------------------------------------------------------------------
@@ -71,12 +82,12 @@ class SortKey:
         """(value, id) from a cursor, or None when it is not one of ours."""
         raw_value, _, raw_pk = (cursor or "").partition("_")
         try:
-            pk = int(raw_pk)
+            pk = db_int(raw_pk)
             if raw_value == "n" and self.nullable:
                 return None, pk
             if self.integer:
-                return int(raw_value), pk
-            micro = timedelta(microseconds=int(raw_value))
+                return db_int(raw_value), pk
+            micro = timedelta(microseconds=db_int(raw_value))
         except (ValueError, OverflowError):
             return None
         if self.field.endswith("started_at"):
@@ -443,6 +454,8 @@ def run_lineage(*, run: Run) -> Lineage:
 
 def run_find_by_external_id(*, orchestrator: str, external_id: str) -> Run | None:
     """The newest attempt of a vendor run id on a named orchestrator."""
+    if "\x00" in external_id:  # PostgreSQL texts cannot hold one: no run has such an id
+        return None
     return (
         Run.objects.filter(orchestrator__name=orchestrator, external_id=external_id)
         .order_by("-attempt")

@@ -8,6 +8,8 @@ import pytest
 from axes.utils import reset
 from django.conf import settings
 from django.core.cache import cache
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from tests.factories import make_user
 
@@ -18,6 +20,23 @@ pytest_plugins = [
 ]
 
 IN_CI = bool(os.environ.get("CI"))
+
+# Property tests share their test's database transaction (a function-scoped fixture) and run
+# queries, so no deadline; CI draws the same examples every time (a failure is reproducible).
+hypothesis_settings.register_profile(
+    "ci",
+    deadline=None,
+    derandomize=True,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+hypothesis_settings.register_profile(
+    "dev",
+    deadline=None,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+hypothesis_settings.load_profile("ci" if IN_CI else "dev")
 
 
 def database_is_postgres() -> bool:

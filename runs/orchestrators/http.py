@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -42,6 +43,48 @@ def make_client(
         transport=transport,
         follow_redirects=False,
     )
+
+
+def base_url_problem(base_url: str) -> str:
+    """Why requests cannot be sent under this base URL, or "" when they can.
+
+    Django's URL validation accepts hosts that httpx refuses (IDNA 2003 against IDNA 2008,
+    full-width letters, a snowman): checked here by parsing it as the clients will.
+    """
+    try:
+        url = httpx.URL(base_url.rstrip("/") + "/")
+        host = url.host  # decodes the host's A-labels, which may fail too
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        return f"This URL cannot be used for HTTP requests: {exc}."
+    if url.scheme not in ("http", "https") or not host:
+        return "This URL cannot be used for HTTP requests: give an http:// or https:// URL."
+    if url.port is not None and not 0 < url.port < 65536:
+        return "This URL cannot be used for HTTP requests: its port is not between 1 and 65535."
+    return ""
+
+
+def header_value_problem(value: str, *, what: str = "credential") -> str:
+    """Why `value` cannot be sent in an HTTP header, or "" when it can: headers are ASCII,
+    without control characters, and a value does not start or end with a space."""
+    if any(not (" " <= char <= "~") for char in value) or value != value.strip():
+        return (
+            f"The {what} must be printable ASCII without surrounding spaces: "
+            "it is sent in an HTTP header."
+        )
+    return ""
+
+
+def path_segment(value: str | int) -> str:
+    """An id as exactly one path segment, so it never names another endpoint.
+
+    Every reserved character is escaped (a "/" too), and "." or ".." are escaped as well:
+    httpx, like any URL resolver, would remove them with the segment before.
+    """
+    text = str(value).strip()
+    if not text:
+        raise BadRequest("An empty id cannot be sent.")
+    segment = quote(text, safe="")
+    return segment.replace(".", "%2E") if not text.strip(".") else segment
 
 
 def error_message(response: httpx.Response) -> str:
@@ -145,6 +188,9 @@ class Http:
             ) from exc
         except httpx.HTTPError as exc:
             raise Unavailable(f"{method} {path} failed: {exc}", outcome_unknown=True) from exc
+        except (httpx.InvalidURL, UnicodeError) as exc:
+            # Refused before anything left (a URL too long, a header that is not ASCII).
+            raise BadRequest(f"The request cannot be sent: {exc}") from exc
         logger.debug("%s %s -> %s", method, path, response.status_code)
         raise_for_status(response)
         return response
@@ -158,9 +204,11 @@ def parse_json(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError as exc:
+        # The body is not quoted back: an answer is shown to whoever asked, and it may come
+        # from an endpoint that person should not read.
         raise ProtocolError(
             f"expected JSON from {response.request.method} {response.request.url.path}, "
-            f"got {response.text[:120]!r}",
+            f"got {len(response.content)} bytes of {response.headers.get('content-type', '?')}",
             status_code=response.status_code,
         ) from exc
 
@@ -168,10 +216,21 @@ def parse_json(response: httpx.Response) -> Any:
 def expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
     """Check the shape of a vendor answer at the boundary; a wrong one is a ProtocolError."""
     if not isinstance(value, kind):
+        # The type only, not the value: see parse_json.
         raise ProtocolError(
-            f"{what}: expected {getattr(kind, '__name__', kind)}, got {value!r:.120}"
+            f"{what}: expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}"
         )
     return value
 
 
-__all__ = ["Http", "OrchestratorError", "expect", "make_client", "parse_json", "raise_for_status"]
+__all__ = [
+    "Http",
+    "OrchestratorError",
+    "base_url_problem",
+    "expect",
+    "header_value_problem",
+    "make_client",
+    "parse_json",
+    "path_segment",
+    "raise_for_status",
+]

@@ -18,6 +18,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from runs.models import Orchestrator, OrchestratorKind, Run
 from runs.orchestrators.base import OrchestratorError, RunSnapshot
+from runs.orchestrators.http import base_url_problem, header_value_problem
 from runs.orchestrators.registry import client_class
 from runs.services.session import orchestrator_session
 from runs.services.sync import runs_store
@@ -43,11 +44,25 @@ def orchestrator_connect_allowed(*, user: AbstractBaseUser | AnonymousUser) -> b
     return user.is_staff and (user.has_perm(ADD_PERMISSION) or user.has_perm(CHANGE_PERMISSION))
 
 
+def connection_problems(*, base_url: str, credential: str) -> dict[str, str]:
+    """What makes this base URL or credential unusable for any request, by field name."""
+    problems = {
+        "base_url": base_url_problem(base_url),
+        "credential": header_value_problem(credential),
+    }
+    return {field: problem for field, problem in problems.items() if problem}
+
+
 def orchestrator_check(*, orchestrator: Orchestrator) -> None:
     """Ask the orchestrator whether this base URL and credential work; raise ConnectError if not.
 
     Works on an unsaved instance: the connect command and the admin form check before saving.
     """
+    problems = connection_problems(
+        base_url=orchestrator.base_url, credential=orchestrator.credential
+    )
+    if problems:
+        raise ConnectError(" ".join(problems.values()))
     try:
         with orchestrator_session(orchestrator) as client:
             client.check()

@@ -98,7 +98,12 @@ def rerun_start(
                 idempotency_key=idempotency_key,
             )
     except IntegrityError:
-        return RerunRequest.objects.get(idempotency_key=idempotency_key), False
+        # Only a concurrent submission of the same key is a duplicate; anything else the
+        # database refused is not one, and is not hidden as one.
+        existing = rerun_request_find(idempotency_key=idempotency_key)
+        if existing is None:
+            raise
+        return existing, False
     with orchestrator_session(orchestrator, transport=transport) as client:
         previous = None
         if source is not None and client.capabilities.reruns_in_place:

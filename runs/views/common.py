@@ -9,6 +9,8 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpRequest
 from django_htmx.middleware import HtmxDetails
 
+from runs import selectors
+
 
 class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
@@ -24,8 +26,9 @@ def cursor(request: HttpRequest) -> dict[str, str]:
 
 
 def int_param(request: HttpRequest, name: str) -> int | None:
+    """An integer query parameter, None when absent, not a number or beyond any id."""
     try:
-        return int(request.GET.get(name, ""))
+        return selectors.db_int(request.GET.get(name, ""))
     except ValueError:
         return None
 

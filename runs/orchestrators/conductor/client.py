@@ -32,7 +32,7 @@ from runs.orchestrators.base import (
     StepSnapshot,
     Unauthorized,
 )
-from runs.orchestrators.http import Http, expect, parse_json
+from runs.orchestrators.http import Http, expect, parse_json, path_segment
 from runs.status import Status, conductor_task_status, conductor_workflow_status
 
 MAX_SEARCH_SIZE = 5000  # conductor.md: search size over 5000 is refused
@@ -289,7 +289,9 @@ class ConductorClient(OrchestratorClient):
         """One execution with every task; tasks sharing a reference name are attempts of one
         case, and the one with the highest seq is its result."""
         # conductor.md: one execution, GET /api/workflow/{id}?includeTasks=true
-        body = self._json("GET", f"/api/workflow/{run_id}", params={"includeTasks": "true"})
+        body = self._json(
+            "GET", f"/api/workflow/{path_segment(run_id)}", params={"includeTasks": "true"}
+        )
         return self._run(expect(body, dict, "workflow"))
 
     def tasks(
@@ -304,7 +306,7 @@ class ConductorClient(OrchestratorClient):
                 params["status"] = status
             # conductor.md: its tasks, GET /api/workflow/{id}/tasks
             body = expect(
-                self._json("GET", f"/api/workflow/{run_id}/tasks", params=params),
+                self._json("GET", f"/api/workflow/{path_segment(run_id)}/tasks", params=params),
                 dict,
                 "task list",
             )
@@ -333,7 +335,7 @@ class ConductorClient(OrchestratorClient):
 
     @classmethod
     def plan_rerun(cls, run_id: str, spec: RerunSpec, *, schedule_id: str) -> list[PlannedCall]:
-        path = f"/api/workflow/{run_id}"
+        path = f"/api/workflow/{path_segment(run_id)}"
         if spec.scope == Scope.ALL:
             body: dict[str, Any] = {"reRunFromWorkflowId": run_id}
             if spec.workflow_input is not None:
@@ -381,7 +383,7 @@ class ConductorClient(OrchestratorClient):
         # conductor.md: restart, POST /api/workflow/{id}/restart?useLatestDefinitions=
         self._request(
             "POST",
-            f"/api/workflow/{run_id}/restart",
+            f"/api/workflow/{path_segment(run_id)}/restart",
             params={"useLatestDefinitions": flag},
             idempotent=False,
         )
@@ -389,7 +391,10 @@ class ConductorClient(OrchestratorClient):
     def terminate(self, run_id: str, reason: str = "") -> None:
         # conductor.md: terminate, DELETE /api/workflow/{id}?reason=
         self._request(
-            "DELETE", f"/api/workflow/{run_id}", params={"reason": reason}, idempotent=False
+            "DELETE",
+            f"/api/workflow/{path_segment(run_id)}",
+            params={"reason": reason},
+            idempotent=False,
         )
 
     def stop_run(self, run_id: str) -> None:

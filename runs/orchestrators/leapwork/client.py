@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
+from urllib.parse import unquote
 
 import httpx
 
@@ -38,7 +39,7 @@ from runs.orchestrators.base import (
     Scope,
     StepSnapshot,
 )
-from runs.orchestrators.http import Http, expect, parse_json
+from runs.orchestrators.http import Http, expect, parse_json, path_segment
 from runs.status import Status, leapwork_item_status, leapwork_run_status
 
 # Run Flow by Id names its temporary schedule "Run flow <flow> on <agent>"; the API has no flag.
@@ -165,7 +166,9 @@ class LeapworkClient(OrchestratorClient):
 
     def get_schedule(self, schedule_id: str) -> ScheduleSnapshot:
         # leapwork.md: one schedule
-        return self._schedule(self.http.json("GET", f"/api/v4/schedules/{schedule_id}"))
+        return self._schedule(
+            self.http.json("GET", f"/api/v4/schedules/{path_segment(schedule_id)}")
+        )
 
     def schedule_hierarchy(self) -> list[ScheduleNode]:
         # leapwork.md: schedule tree
@@ -182,7 +185,9 @@ class LeapworkClient(OrchestratorClient):
 
     def schedule_of_run(self, run_id: str) -> ScheduleSnapshot:
         # leapwork.md: schedule of a run (also a Run Flow by Id run's deleted temporary one)
-        return self._schedule(self.http.json("GET", f"/api/v4/schedules/run/{run_id}"))
+        return self._schedule(
+            self.http.json("GET", f"/api/v4/schedules/run/{path_segment(run_id)}")
+        )
 
     def _schedule(self, body: Any) -> ScheduleSnapshot:
         expect(body, dict, "schedule")
@@ -217,7 +222,7 @@ class LeapworkClient(OrchestratorClient):
 
     def get_agent(self, agent_id: str) -> AgentSnapshot:
         # leapwork.md: one agent
-        return self._agent(self.http.json("GET", f"/api/v4/agents/{agent_id}"))
+        return self._agent(self.http.json("GET", f"/api/v4/agents/{path_segment(agent_id)}"))
 
     def _agent(self, body: Any) -> AgentSnapshot:
         expect(body, dict, "agent")
@@ -237,7 +242,9 @@ class LeapworkClient(OrchestratorClient):
         params = {"count": count} if count > 0 else None
         # leapwork.md: run ids of a schedule
         body = self.http.json(
-            "GET", f"/api/v4/schedules/{schedule_id}/runIds/{filter_by}", params=params
+            "GET",
+            f"/api/v4/schedules/{path_segment(schedule_id)}/runIds/{path_segment(filter_by)}",
+            params=params,
         )
         expect(body, dict, "runIds")
         with _reading("runIds"):
@@ -261,15 +268,15 @@ class LeapworkClient(OrchestratorClient):
         body = self._with_fallback(
             "GET",
             # leapwork.md: run status (run/ form first, then the schedules/ form)
-            f"/api/v4/run/{run_id}/status",
-            f"/api/v4/schedules/{run_id}/status",
+            f"/api/v4/run/{path_segment(run_id)}/status",
+            f"/api/v4/schedules/{path_segment(run_id)}/status",
         )
         expect(body, dict, "run status")
         return _text(body.get("Status")) or "Queued"
 
     def get_run(self, run_id: str) -> RunSnapshot:
         # leapwork.md: run
-        run = expect(self.http.json("GET", f"/api/v4/run/{run_id}"), dict, "run")
+        run = expect(self.http.json("GET", f"/api/v4/run/{path_segment(run_id)}"), dict, "run")
         results = self.get_run_items(self.run_item_ids(run_id))
         with _reading("run"):
             schedule = run.get("Schedule") or {}
@@ -304,7 +311,11 @@ class LeapworkClient(OrchestratorClient):
 
     def run_item_ids(self, run_id: str) -> list[str]:
         # leapwork.md: run item ids (RunItemIds; one docs example spells it RunItemsIds)
-        body = expect(self.http.json("GET", f"/api/v4/run/{run_id}/runItemIds"), dict, "item ids")
+        body = expect(
+            self.http.json("GET", f"/api/v4/run/{path_segment(run_id)}/runItemIds"),
+            dict,
+            "item ids",
+        )
         ids = body.get("RunItemIds", body.get("RunItemsIds"))
         return [_text(item_id) for item_id in expect(ids, list, "RunItemIds")]
 
@@ -331,7 +342,9 @@ class LeapworkClient(OrchestratorClient):
     def get_run_item(self, item_id: str, *, seq: int = 0) -> ResultSnapshot:
         """One run item; the log excerpt is fetched for failed and errored items only."""
         # leapwork.md: run item
-        body = expect(self.http.json("GET", f"/api/v4/runItems/{item_id}"), dict, "run item")
+        body = expect(
+            self.http.json("GET", f"/api/v4/runItems/{path_segment(item_id)}"), dict, "run item"
+        )
         with _reading("run item"):
             flow = expect(body.get("FlowInfo"), dict, "FlowInfo")
             agent = body.get("AgentInfo") or {}
@@ -366,7 +379,11 @@ class LeapworkClient(OrchestratorClient):
 
     def keyframes(self, item_id: str) -> list[Keyframe]:
         # leapwork.md: run item log
-        body = expect(self.http.json("GET", f"/api/v4/runItems/{item_id}/keyframes"), list, "log")
+        body = expect(
+            self.http.json("GET", f"/api/v4/runItems/{path_segment(item_id)}/keyframes"),
+            list,
+            "log",
+        )
         with _reading("keyframes"):
             return [
                 Keyframe(
@@ -391,7 +408,9 @@ class LeapworkClient(OrchestratorClient):
     ) -> str:
         # leapwork.md: run schedule now (variables as query parameters)
         response = self.http.request(
-            "PUT", f"/api/v3/schedules/{schedule_id}/runNow", params=_params(variables)
+            "PUT",
+            f"/api/v3/schedules/{path_segment(schedule_id)}/runNow",
+            params=_params(variables),
         )
         return _run_id(response)
 
@@ -401,7 +420,9 @@ class LeapworkClient(OrchestratorClient):
         """Leapwork's plain re-run: v3 on the same agents, v4 on one agent."""
         # leapwork.md: re-run
         path = (
-            f"/api/v4/run/{run_id}/reRun/{agent_id}" if agent_id else f"/api/v3/run/{run_id}/reRun"
+            f"/api/v4/run/{path_segment(run_id)}/reRun/{path_segment(agent_id)}"
+            if agent_id
+            else f"/api/v3/run/{path_segment(run_id)}/reRun"
         )
         return _run_id(self.http.request("PUT", path, params=_params(variables)))
 
@@ -431,8 +452,8 @@ class LeapworkClient(OrchestratorClient):
         self._with_fallback(
             "PUT",
             # leapwork.md: stop a run (run/ form first, then the schedules/ form)
-            f"/api/v4/run/{run_id}/stop",
-            f"/api/v4/schedules/{run_id}/stop",
+            f"/api/v4/run/{path_segment(run_id)}/stop",
+            f"/api/v4/schedules/{path_segment(run_id)}/stop",
         )
 
     @classmethod
@@ -513,7 +534,7 @@ def _rerun_on_agents_call(
             for step_id, agent_ids in steps.items()
         ],
     }
-    return PlannedCall("PUT", f"/api/v4/run/{run_id}/reRunOnAgents", {}, body)
+    return PlannedCall("PUT", f"/api/v4/run/{path_segment(run_id)}/reRunOnAgents", {}, body)
 
 
 def _run_flow_call(
@@ -522,12 +543,14 @@ def _run_flow_call(
     # leapwork.md: run flow by id (isDelete first, then the variables)
     params = {"isDelete": "true" if is_delete else "false"}
     params.update({k: _text(v) for k, v in variables.items() if k.lower() != "isdelete"})
-    return PlannedCall("PUT", f"/api/v4/flows/{flow_id}/agent/{agent_id}", params)
+    return PlannedCall(
+        "PUT", f"/api/v4/flows/{path_segment(flow_id)}/agent/{path_segment(agent_id)}", params
+    )
 
 
 def _flow_target(path: str) -> str:
     parts = path.strip("/").split("/")  # api v4 flows {flow} agent {agent}
-    return f"{parts[3]}@{parts[5]}"
+    return f"{unquote(parts[3])}@{unquote(parts[5])}"
 
 
 def _run_id(response: httpx.Response) -> str:

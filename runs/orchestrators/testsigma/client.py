@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import quote
 from xml.etree import ElementTree
 
 import httpx
@@ -39,7 +38,7 @@ from runs.orchestrators.base import (
     ScheduleSnapshot,
     Scope,
 )
-from runs.orchestrators.http import Http, expect, parse_json
+from runs.orchestrators.http import Http, expect, parse_json, path_segment
 from runs.status import (
     testsigma_result_status,
     testsigma_run_status,
@@ -231,13 +230,13 @@ class TestsigmaClient(OrchestratorClient):
     def result(self, run_id: str) -> RunSnapshot:
         """One test plan result without its case results (a cheap poll)."""
         # testsigma.md: poll.
-        answer = self.http.json("GET", self._path(f"/execution_results/{_segment(run_id)}"))
+        answer = self.http.json("GET", self._path(f"/execution_results/{path_segment(run_id)}"))
         return _run_snapshot(answer)
 
     def case_results(self, run_id: str) -> tuple[ResultSnapshot, ...]:
         # testsigma.md: case results.
         answer = self.http.json(
-            "GET", self._path(f"/execution_results/{_segment(run_id)}/test_case_results")
+            "GET", self._path(f"/execution_results/{path_segment(run_id)}/test_case_results")
         )
         cases = answer.get("testCases") if isinstance(answer, dict) else answer
         expect(cases, list, "test case results")
@@ -248,7 +247,7 @@ class TestsigmaClient(OrchestratorClient):
         # testsigma.md: stop.
         answer = self.http.json(
             "PUT",
-            self._path(f"/execution_results/{_segment(run_id)}"),
+            self._path(f"/execution_results/{path_segment(run_id)}"),
             json_body={"result": "STOPPED", "canStopAll": True},
         )
         return _run_snapshot(answer)
@@ -264,7 +263,7 @@ class TestsigmaClient(OrchestratorClient):
     def junit(self, run_id: str) -> str:
         """The run's JUnit XML report."""
         # testsigma.md: JUnit report.
-        response = self.http.request("GET", self._path(f"/reports/junit/{_segment(run_id)}"))
+        response = self.http.request("GET", self._path(f"/reports/junit/{path_segment(run_id)}"))
         return response.text
 
     # Reruns ----------------------------------------------------------------------------------
@@ -287,11 +286,6 @@ def _vendor_id(value: str | int) -> int | str:
     """Testsigma ids are numbers (Longs): send them as numbers when they are."""
     text = str(value).strip()
     return int(text) if text.isdigit() else text
-
-
-def _segment(value: str | int) -> str:
-    """An id as one path segment, whatever it holds."""
-    return quote(str(value).strip(), safe="")
 
 
 def _rerun_call(
