@@ -19,6 +19,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 from django.tasks import Task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
@@ -65,8 +66,10 @@ def chain_recover(name: str) -> bool:
             return False
         running = _links(chain_task, "RUNNING")
         renewed = ChainLease.objects.filter(name=name).values_list("renewed_at", flat=True)
+        # A link that never renewed a lease (started by an older version) counts from its start.
+        alive_at = renewed.first() or running.aggregate(at=Max("started_at"))["at"]
         now = timezone.now()
-        if running.exists() and (renewed.first() or now) > now - lease:
+        if running.exists() and (alive_at or now) > now - lease:
             return False
         dead = running.update(
             status="FAILED",

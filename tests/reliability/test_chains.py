@@ -100,3 +100,15 @@ def test_only_the_periodic_pass_backs_off_and_the_first_success_ends_it():
         assert orchestrator_sync(orchestrator=orchestrator).ok
     healthy = Orchestrator.objects.get(pk=orchestrator.pk)
     assert healthy.consecutive_failures == 0 and healthy.next_sync_after is None
+
+
+@pytest.mark.django_db
+def test_a_link_that_never_renewed_a_lease_counts_from_its_start(settings):
+    settings.RUNBOARD_CHAIN_LEASE = 60
+    sync_cycle_ensure()
+    link = die_mid_link(sync_cycle, lease_age=timedelta(seconds=61))
+    ChainLease.objects.all().delete()  # started by a version without leases
+
+    assert watch_cycle.call() == ["sync"]
+    link.refresh_from_db()
+    assert link.status == "FAILED" and len(waiting(sync_cycle)) == 1
