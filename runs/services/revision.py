@@ -3,8 +3,8 @@
 A page drawn at one revision stays right until the number moves, so it can be drawn once and
 served again to everyone who asks for the same URL (runs.views.history). A second number, the
 catalog's, moves only with orchestrators, schedules and agents: the history's filters (every
-schedule and agent as an option) are drawn once per catalog revision, however often runs move. The writes that move
-it: every batch of runs stored (sync, polling, tracking), every change of the catalog a pass
+schedule and agent as an option) are drawn once per catalog revision, however often runs
+move. The writes that move the history's number: every batch of runs stored (sync, polling, tracking), every change of the catalog a pass
 makes (schedules, agents), the runs a rerun starts, connecting an orchestrator, and any admin
 save or delete of an orchestrator, schedule or agent (signals, runs.apps). A cached page also
 expires after RUNBOARD_PAGE_CACHE_SECONDS, so a write that forgot to move it, or the clock
