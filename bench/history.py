@@ -33,6 +33,7 @@ from django.db import connection, transaction  # noqa: E402
 
 from runs.models import Orchestrator, OrchestratorKind  # noqa: E402
 from runs.services.agent_counts import agent_counts_rebuild  # noqa: E402
+from runs.services.fingerprints import FINGERPRINT_VERSION, failure_fingerprint  # noqa: E402
 
 KINDS = list(OrchestratorKind.values)
 # Failure messages shared across vendors, so grouping by cause has something to find.
@@ -92,6 +93,7 @@ def clear() -> None:
     for table in (
         "runs_executionresult",
         "runs_run",
+        "runs_failuregroup",
         "runs_rerunrequest",
         "runs_testcase",
         "runs_agent",
@@ -204,6 +206,34 @@ def seed_counts() -> None:
     )
 
 
+def seed_fingerprints() -> None:
+    """Each failure's fingerprint, as sync writes it, from the catalogue (one statement), and
+    each cause's group with the span it was seen in (another)."""
+    prints = {text: failure_fingerprint(text) for text in FAILURES}
+    fingerprint = "CASE message " + " ".join(
+        f"WHEN '{text}' THEN '{fp}'" for text, (fp, _normalized) in prints.items()
+    )
+    execute(
+        f"UPDATE runs_executionresult SET fingerprint = {fingerprint} ELSE '' END,"
+        f" fingerprint_version = {FINGERPRINT_VERSION}"
+        " WHERE status IN ('failed', 'error') AND message <> ''",
+        {},
+    )
+    for fp, normalized in prints.values():
+        execute(
+            "INSERT INTO runs_failuregroup (fingerprint, version, normalized, first_seen_at,"
+            " last_seen_at, created_at) SELECT %(fp)s, %(version)s, %(normalized)s,"
+            " MIN(started_at), MAX(started_at), %(now)s FROM runs_executionresult"
+            " WHERE fingerprint = %(fp)s",
+            {
+                "fp": fp,
+                "version": FINGERPRINT_VERSION,
+                "normalized": normalized,
+                "now": datetime.now(UTC),
+            },
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100_000, help="runs of --per-run results")
@@ -236,6 +266,7 @@ def main() -> None:
             ),
         ),
         ("counts", seed_counts),
+        ("fingerprints", seed_fingerprints),
         # The rows were written by SQL, not sync: the agents' counters are recounted once.
         ("agent counts", agent_counts_rebuild),
     ]

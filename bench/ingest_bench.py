@@ -66,7 +66,15 @@ def snapshots(batch: int, runs: int, results: int) -> list[RunSnapshot]:
                         started_at=started + timedelta(seconds=i),
                         finished_at=started + timedelta(seconds=i + 2),
                         duration=timedelta(seconds=2),
-                        message="Element not found: #pay" if i % 9 == 0 else "",
+                        # As a vendor words it: the same few causes, each time with its own
+                        # details (what sync's fingerprint reads).
+                        message=(
+                            f"Timeout after {10 + r % 20}s waiting for page "
+                            f"https://staging.shop.example.com/orders/{batch}{r}{i} to load "
+                            f"(agent 10.0.{r % 250}.{i})"
+                            if i % 9 == 0
+                            else ""
+                        ),
                         seq=i,
                     )
                     for i in range(results)

@@ -48,7 +48,15 @@ from django.db.models import Count  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from runs.models import Agent, ExecutionResult, Orchestrator, Run, Schedule, TestCase  # noqa: E402
+from runs.models import (  # noqa: E402
+    Agent,
+    ExecutionResult,
+    FailureGroup,
+    Orchestrator,
+    Run,
+    Schedule,
+    TestCase,
+)
 from runs.services.revision import revision_bump  # noqa: E402
 
 BIG_TABLES = ("runs_run", "runs_executionresult")
@@ -72,6 +80,8 @@ def pages(client: Client) -> list[tuple[str, str]]:
             .values_list("test_case", flat=True)[:1]
         )
     )
+    # A cause (they are alike in reach here): its page reads every failure of it.
+    cause = FailureGroup.objects.order_by("first_seen_at", "id").first()
     listed = [
         ("overview", "/"),
         ("history", "/runs/"),
@@ -95,6 +105,10 @@ def pages(client: Client) -> list[tuple[str, str]]:
         ("schedule", f"/schedules/{schedule.pk}/"),
         ("agents", "/agents/"),
         ("orchestrators", "/orchestrators/"),
+        ("failures", "/failures/"),
+        ("failures, 30 days", "/failures/?window=30d"),
+        ("failures, one agent", f"/failures/?window=30d&agent={agent.pk}"),
+        ("failure cause", f"/failures/{cause.pk}/"),
     ]
     return listed
 

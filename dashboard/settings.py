@@ -192,7 +192,13 @@ STORAGES = {
     },
 }
 
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Two queues, a worker each (`make run` starts both): reruns never wait behind a sync pass.
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": ["default", "reruns"],
+    }
+}
 
 # Everything goes to stderr. With DEBUG off each record is one JSON line (traceback included),
 # and Django's own loggers are ours: without them Django sends an unhandled error's traceback
@@ -259,10 +265,15 @@ RUNBOARD_POLL_INTERVAL = int(os.environ.get("RUNBOARD_POLL_INTERVAL", "5"))
 # A chain link that has not said it is alive for this long died with its worker (runs.services.
 # queue); the watch chain looks this often and starts such a chain again.
 RUNBOARD_CHAIN_LEASE = int(os.environ.get("RUNBOARD_CHAIN_LEASE", "120"))
+# A rerun's worker renews its lease before every call; one silent this long died, and the
+# watch chain hands its request to another worker (it must outlast the slowest call).
+RUNBOARD_RERUN_LEASE = int(os.environ.get("RUNBOARD_RERUN_LEASE", "120"))
+# How far back each sync looks again for what unknown rerun calls started.
+RUNBOARD_RECONCILE_HOURS = int(os.environ.get("RUNBOARD_RECONCILE_HOURS", "24"))
 RUNBOARD_HISTORY_DAYS = int(os.environ.get("RUNBOARD_HISTORY_DAYS", "30"))
 RUNBOARD_HISTORY_RUNS = int(os.environ.get("RUNBOARD_HISTORY_RUNS", "200"))
 RUNBOARD_HTTP_TIMEOUT = float(os.environ.get("RUNBOARD_HTTP_TIMEOUT", "10"))
-# Calls to one orchestrator in flight at once while a run is fetched (Leapwork: its items).
 # A history page drawn at one revision is served again for at most this long (runs.services.revision).
 RUNBOARD_PAGE_CACHE_SECONDS = int(os.environ.get("RUNBOARD_PAGE_CACHE_SECONDS", "60"))
+# Calls to one orchestrator in flight at once while a run is fetched (Leapwork: its items).
 RUNBOARD_FETCH_CONCURRENCY = max(1, int(os.environ.get("RUNBOARD_FETCH_CONCURRENCY", "8")))

@@ -38,6 +38,13 @@ def _pairs(field: forms.ModelChoiceField, label: str) -> Callable[[], list[tuple
     return pairs
 
 
+def _places_on_demand(form: forms.Form) -> None:
+    """The orchestrator, schedule and agent options of `form`, read only when drawn."""
+    for name, label in (("orchestrator", "name"), ("schedule", "title"), ("agent", "title")):
+        field = form.fields[name]
+        field.widget.pairs = _pairs(field, label)
+
+
 class RunFilterForm(forms.Form):
     """Run history filters; every field is optional and an invalid one is simply ignored."""
 
@@ -86,9 +93,7 @@ class RunFilterForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for name, label in (("orchestrator", "name"), ("schedule", "title"), ("agent", "title")):
-            field = self.fields[name]
-            field.widget.pairs = _pairs(field, label)
+        _places_on_demand(self)
 
     def filters(self) -> dict:
         """The valid, non-empty filters (call after is_valid())."""
@@ -124,3 +129,54 @@ class ResultFilterForm(forms.Form):
     def filters(self) -> dict:
         cleaned = getattr(self, "cleaned_data", {})
         return {name: value for name, value in cleaned.items() if value not in (None, "")}
+
+
+# The windows of the failure groups page: its value in the URL, its label, and its days.
+FAILURE_WINDOWS = {
+    "1d": ("Last 24 hours", 1),
+    "7d": ("Last 7 days", 7),
+    "30d": ("Last 30 days", 30),
+}
+DEFAULT_FAILURE_WINDOW = "7d"
+
+
+class FailureFilterForm(forms.Form):
+    """Failure groups: a time window, new, known or muted, and where the failures happened;
+    an invalid field is simply ignored."""
+
+    window = forms.ChoiceField(
+        widget=QuickSelect,
+        required=False,
+        choices=[(value, label) for value, (label, _days) in FAILURE_WINDOWS.items()],
+    )
+    status = forms.ChoiceField(
+        widget=QuickSelect,
+        required=False,
+        choices=[
+            ("", "New, known or muted"),
+            ("new", "New in this window"),
+            ("known", "Known before it"),
+            ("muted", "Muted"),
+        ],
+    )
+    orchestrator = RunFilterForm.base_fields["orchestrator"]
+    schedule = RunFilterForm.base_fields["schedule"]
+    agent = RunFilterForm.base_fields["agent"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _places_on_demand(self)
+
+    @property
+    def days(self) -> int:
+        window = getattr(self, "cleaned_data", {}).get("window") or DEFAULT_FAILURE_WINDOW
+        return FAILURE_WINDOWS[window][1]
+
+    def filters(self) -> dict:
+        """The valid, non-empty place filters (call after is_valid())."""
+        cleaned = getattr(self, "cleaned_data", {})
+        return {
+            name: value
+            for name, value in cleaned.items()
+            if name != "window" and value not in (None, "")
+        }

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from django import forms
 from django.http import QueryDict
+from django.utils import timezone
 
 from runs import selectors
+from runs.filters import FAILURE_WINDOWS
 from runs.models import ExecutionResult, Orchestrator, Run, Schedule
 from runs.selectors import ResultCounts
 from runs.services.orchestrators import connection_problems
@@ -507,3 +510,60 @@ class ConnectForm(forms.Form):
 
     def clean_run_ids(self) -> list[str]:
         return self._ids("run_ids")
+
+
+class MuteForm(forms.Form):
+    """Mute a cause of failure: everywhere, or on one schedule or agent where it struck,
+    for good or until a day."""
+
+    reason = forms.CharField(
+        max_length=500, widget=forms.TextInput, help_text="Why, for the record."
+    )
+    schedule = forms.ModelChoiceField(queryset=None, required=False, empty_label="Every schedule")
+    agent = forms.ModelChoiceField(queryset=None, required=False, empty_label="Every agent")
+    until = forms.DateField(
+        required=False,
+        label="Until",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The mute ends at the start of this day (UTC); empty: until lifted.",
+    )
+
+    def __init__(self, *args: Any, schedules: Any, agents: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["schedule"].queryset = schedules
+        self.fields["agent"].queryset = agents
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason or any(not c.isprintable() for c in reason):
+            raise forms.ValidationError("Say why, in one line.")
+        return reason
+
+    def clean_until(self) -> datetime | None:
+        day = self.cleaned_data.get("until")
+        if day is None:
+            return None
+        if day <= timezone.now().date() or day >= date.max:
+            raise forms.ValidationError("Choose a day after today.")
+        return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+class CauseRerunForm(forms.Form):
+    """Send the rerun of a cause that was previewed: its window, key and digest."""
+
+    window = forms.ChoiceField(
+        choices=[(value, label) for value, (label, _days) in FAILURE_WINDOWS.items()]
+    )
+    idempotency_key = forms.CharField(max_length=40, widget=forms.HiddenInput)
+    plan_digest = forms.CharField(max_length=64, widget=forms.HiddenInput)
+
+    def clean_idempotency_key(self) -> str:
+        key = self.cleaned_data["idempotency_key"]
+        try:
+            return str(uuid.UUID(key))
+        except ValueError:
+            raise forms.ValidationError("This form expired: preview it again.") from None
+
+    @property
+    def days(self) -> int:
+        return FAILURE_WINDOWS[self.cleaned_data["window"]][1]

@@ -7,6 +7,7 @@ read-only. DESIGN.md ("The domain") maps each model to each vendor's word for it
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -291,6 +292,10 @@ class ExecutionResult(models.Model):
     # Testsigma data-driven cases: [{id, name, status, vendor_status}].
     is_data_driven = models.BooleanField(default=False)
     iterations = models.JSONField(default=list, blank=True)
+    # A failure's cause: the hash of its normalized message (runs.services.fingerprints, a
+    # FailureGroup's), and the version of the algorithm that made it; empty unless it failed.
+    fingerprint = models.CharField(max_length=16, blank=True, default="", db_default="")
+    fingerprint_version = models.PositiveSmallIntegerField(default=0, db_default=0)
 
     class Meta:
         ordering = ["seq", "id"]
@@ -308,6 +313,17 @@ class ExecutionResult(models.Model):
                 leading=["test_case"], field="started_at", name="result_case_started_idx"
             ),
             models.Index(fields=["agent", "-started_at"], name="result_agent_idx"),
+            # Failures only: by cause, newest first (a group's page), and by time (a window).
+            models.Index(
+                fields=["fingerprint", "-started_at"],
+                name="result_fingerprint_idx",
+                condition=~Q(fingerprint=""),
+            ),
+            models.Index(
+                fields=["-started_at"],
+                name="result_failed_started_idx",
+                condition=~Q(fingerprint=""),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -328,10 +344,31 @@ class RerunScope(models.TextChoices):
 
 class RerunState(models.TextChoices):
     PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
     ACCEPTED = "accepted", "Accepted"
     PARTIAL = "partial", "Partly accepted"
     FAILED = "failed", "Refused"
     UNKNOWN = "unknown", "Outcome unknown"
+
+
+class RerunBatch(models.Model):
+    """One send of "rerun every failure of this cause": a RerunRequest per source run, each
+    keyed by the batch's key and its source, so sending the batch again sends nothing."""
+
+    group = models.ForeignKey("FailureGroup", on_delete=models.CASCADE, related_name="batches")
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    days = models.PositiveSmallIntegerField()
+    digest = models.CharField(max_length=64)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Rerun of cause {self.group_id} by {self.requested_by or 'someone'}"
 
 
 class RerunRequest(models.Model):
@@ -353,11 +390,18 @@ class RerunRequest(models.Model):
     scope = models.CharField(max_length=16, choices=RerunScope.choices)
     options = models.JSONField(default=dict, blank=True)
     idempotency_key = models.CharField(max_length=100, unique=True, default=uuid.uuid4)
+    # Sent with the other reruns of one cause ("rerun every failure of this cause").
+    batch = models.ForeignKey(
+        RerunBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="requests"
+    )
     state = models.CharField(max_length=16, choices=RerunState.choices, default=RerunState.PENDING)
     # What the orchestrator answered (run ids, per-call errors) or the error text.
     response = models.JSONField(default=dict, blank=True)
     message = models.TextField(blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The worker sending it holds a lease, renewed at every call (runs.services.rerun_delivery).
+    lease_token = models.CharField(max_length=36, blank=True, editable=False)
+    lease_renewed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -370,13 +414,136 @@ class RerunRequest(models.Model):
                 name="rerun_request_source_xor_schedule",
             )
         ]
-        indexes = [models.Index(fields=["source_run", "-requested_at"], name="rerun_source_idx")]
+        indexes = [
+            models.Index(fields=["source_run", "-requested_at"], name="rerun_source_idx"),
+            # The few requests still sending or not settled: recovery and reconciliation.
+            models.Index(
+                fields=["requested_at"],
+                name="rerun_open_idx",
+                condition=Q(state__in=["pending", "sending", "unknown", "partial"]),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_scope_display()} by {self.requested_by or 'someone'} ({self.state})"
 
     def get_absolute_url(self) -> str:
         return reverse("runs:rerun_request", args=[self.pk])
+
+
+class RerunCallState(models.TextChoices):
+    PLANNED = "planned", "Waiting"
+    SENDING = "sending", "Sending"
+    ACCEPTED = "accepted", "Accepted"
+    REFUSED = "refused", "Refused"
+    UNKNOWN = "unknown", "Outcome unknown"
+    NOT_SENT = "not_sent", "Not sent"
+
+
+class RerunCall(models.Model):
+    """One call of a rerun request, recorded before it is sent and settled when it answers.
+
+    A call found `sending` by a worker taking over from one that died was in flight at the
+    crash: it becomes `unknown` and is reconciled, never sent again.
+    """
+
+    request = models.ForeignKey(RerunRequest, on_delete=models.CASCADE, related_name="calls")
+    index = models.PositiveIntegerField()
+    target = models.CharField(max_length=300)
+    # The planned request (runs.orchestrators.base.PlannedCall); no method: a run-now.
+    method = models.CharField(max_length=8, blank=True)
+    path = models.CharField(max_length=1000, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    body = models.JSONField(null=True, blank=True)
+    state = models.CharField(
+        max_length=16, choices=RerunCallState.choices, default=RerunCallState.PLANNED
+    )
+    run_external_id = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    # Its answer was lost; the run it started was found later by asking the orchestrator.
+    reconciled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["request", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "index"], name="rerun_call_unique_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.target} ({self.state})"
+
+
+class FailureGroup(models.Model):
+    """A cause of failure: the failed results whose messages normalize to the same text, on
+    any orchestrator (runs.services.fingerprints). Written by sync, once per new cause."""
+
+    fingerprint = models.CharField(max_length=16, unique=True)
+    version = models.PositiveSmallIntegerField()
+    # What was hashed: the message with its ids, numbers, times and quoted values replaced.
+    normalized = models.TextField()
+    # The earliest and latest start of its failures that sync has seen.
+    first_seen_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-first_seen_at", "-id"]
+        indexes = [models.Index(fields=["-first_seen_at"], name="failure_group_first_seen_idx")]
+        permissions = [("mute_failuregroup", "Can mute a failure group")]
+
+    def __str__(self) -> str:
+        return self.normalized[:80]
+
+    def get_absolute_url(self) -> str:
+        return reverse("runs:failure_group", args=[self.pk])
+
+
+class FailureMuteQuerySet(models.QuerySet):
+    def active(self, at: datetime | None = None) -> FailureMuteQuerySet:
+        """Mutes in force: not lifted, and not expired (an expiry needs no rewrite)."""
+        at = at or timezone.now()
+        return self.filter(lifted_at__isnull=True).filter(Q(until__isnull=True) | Q(until__gt=at))
+
+
+class FailureMute(models.Model):
+    """A cause muted, everywhere or for one schedule or agent, for good or until a time.
+
+    Muted failures still show, greyed, but no longer make a schedule "failing". Stored run
+    counts stay raw: a mute applies when pages read them. Muting and lifting are recorded.
+    """
+
+    group = models.ForeignKey(FailureGroup, on_delete=models.CASCADE, related_name="mutes")
+    schedule = models.ForeignKey(
+        Schedule, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    agent = models.ForeignKey(
+        Agent, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    until = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField()
+    muted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    muted_at = models.DateTimeField(default=timezone.now)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    lifted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = FailureMuteQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-muted_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.group} muted by {self.muted_by or 'someone'}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.lifted_at is None and (self.until is None or self.until > timezone.now())
 
 
 class Revision(models.Model):

@@ -17,6 +17,8 @@ from django.db.models import (
     Count,
     Exists,
     F,
+    Max,
+    Min,
     OuterRef,
     Prefetch,
     Q,
@@ -25,12 +27,16 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncDate
 
 from runs.models import (
     Agent,
     ExecutionResult,
+    FailureGroup,
+    FailureMute,
     Orchestrator,
+    RerunBatch,
+    RerunCall,
     RerunRequest,
     Run,
     Schedule,
@@ -468,6 +474,7 @@ def run_find_by_external_id(*, orchestrator: str, external_id: str) -> Run | Non
 
 @dataclass
 class Overview:
+    new_causes: list[FailureGroup]
     failing_schedules: list[Schedule]
     in_progress: list[Run]
     rerun_requests: list[RerunRequest]
@@ -475,8 +482,18 @@ class Overview:
 
 
 def schedule_list_failing(*, limit: int = 50) -> list[Schedule]:
-    """Schedules whose latest run failed or errored, with that run's id and status annotated."""
+    """Schedules whose latest run failed or errored, with that run's id and status annotated;
+    not those whose latest run failed only for causes muted (on that schedule and agent)."""
     latest = Run.objects.filter(schedule=OuterRef("pk")).order_by("-started_at", "-id")
+    covered = Exists(
+        FailureMute.objects.active()
+        .filter(group__fingerprint=OuterRef("fingerprint"))
+        .filter(Q(schedule__isnull=True) | Q(schedule=OuterRef("run__schedule_id")))
+        .filter(Q(agent__isnull=True) | Q(agent=OuterRef("agent_id")))
+    )
+    failures = ExecutionResult.objects.filter(
+        run_id=OuterRef("latest_run_id"), status__in=FAILURE_VALUES
+    )
     return list(
         Schedule.objects.filter(vanished_at__isnull=True, is_temporary=False)
         .select_related("orchestrator")
@@ -486,6 +503,7 @@ def schedule_list_failing(*, limit: int = 50) -> list[Schedule]:
             latest_started_at=Subquery(latest.values("started_at")[:1]),
         )
         .filter(latest_status__in=FAILURE_VALUES)
+        .filter(Exists(failures.exclude(covered)) | ~Exists(failures.filter(covered)))
         .order_by("-latest_started_at", "id")[:limit]
     )
 
@@ -504,8 +522,23 @@ def orchestrator_list_broken() -> list[Orchestrator]:
     return list(Orchestrator.objects.exclude(last_sync_error="").order_by("name"))
 
 
+NEW_CAUSES_HOURS = 24
+NEW_CAUSES_SHOWN = 10
+
+
+def failure_groups_new(*, hours: int = NEW_CAUSES_HOURS) -> list[FailureGroup]:
+    """The causes of failure first seen anywhere in the last `hours`, newest first."""
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    return list(
+        FailureGroup.objects.filter(first_seen_at__gte=since).order_by("-first_seen_at", "-id")[
+            :NEW_CAUSES_SHOWN
+        ]
+    )
+
+
 def overview_get() -> Overview:
     return Overview(
+        new_causes=failure_groups_new(),
         failing_schedules=schedule_list_failing(),
         in_progress=run_list_in_progress(),
         rerun_requests=rerun_request_list_recent(),
@@ -894,7 +927,9 @@ def rerun_requests_live(requests: list[RerunRequest]) -> bool:
     """Whether any of these requests may still change: being sent, or its runs not over."""
     for rerun_request in requests:
         verdict = rerun_verdict(rerun_request)
-        if rerun_request.state == "pending" or (verdict is not None and not verdict.is_over):
+        if rerun_request.state in ("pending", "sending") or (
+            verdict is not None and not verdict.is_over
+        ):
             return True
     return False
 
@@ -928,6 +963,325 @@ def rerun_request_get(*, pk: int) -> RerunRequest:
     return rerun_request_get_queryset().get(pk=pk)
 
 
+def rerun_request_calls(*, rerun_request: RerunRequest) -> list[RerunCall]:
+    """A request's calls in the order they are sent."""
+    return list(rerun_request.calls.order_by("index"))
+
+
 def rerun_request_first_runs(*, rerun_request: RerunRequest, limit: int = 2) -> list[Run]:
     """The first runs a request made: enough to tell none, one or several."""
     return list(rerun_request.runs.order_by("started_at", "id")[:limit])
+
+
+# Failures by cause -------------------------------------------------------------------------
+
+FAILURE_GROUPS_SHOWN = 50
+FAILURE_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class FailureGroupSummary:
+    """A cause of failure in a window: how far it reached, and its failures per day."""
+
+    group: FailureGroup
+    results: int
+    runs: int
+    cases: int
+    agents: int
+    orchestrators: int
+    last_at: datetime | None
+    per_day: list[int]
+    window_start: datetime = EPOCH
+    muted: bool = False
+    rerun: int = 0  # its failures whose case was run again (a rerun, a later attempt)...
+    cleared: int = 0  # ...and passed there
+
+    @property
+    def rerun_verdict(self) -> str:
+        """ "flaky" when most failures rerun passed, "persistent" when none did."""
+        if not self.rerun:
+            return ""
+        if not self.cleared:
+            return "persistent"
+        return "flaky" if self.cleared * 2 >= self.rerun else "mostly persistent"
+
+    @property
+    def is_new(self) -> bool:
+        """First seen anywhere inside the window shown."""
+        return bool(self.group.first_seen_at and self.window_start <= self.group.first_seen_at)
+
+
+def _failures_in(since: datetime, filters: dict[str, Any]) -> QuerySet[ExecutionResult]:
+    """The failures (results with a fingerprint) started since, where the filters say."""
+    failures = ExecutionResult.objects.exclude(fingerprint="").filter(started_at__gte=since)
+    if orchestrator := filters.get("orchestrator"):
+        failures = failures.filter(run__orchestrator=orchestrator)
+    if schedule := filters.get("schedule"):
+        failures = failures.filter(run__schedule=schedule)
+    if agent := filters.get("agent"):
+        failures = failures.filter(agent=agent)
+    return failures
+
+
+FAILURE_STATUSES = ("new", "known", "muted")
+
+
+def failure_groups(
+    *, days: int, filters: dict[str, Any] | None = None, now: datetime | None = None
+) -> list[FailureGroupSummary]:
+    """The causes of the failures of the last `days` days, the widest reaching first (by
+    failures, then the newest): two grouped queries over the window's failures (an index on
+    failures alone by start), one for the groups and one for their mutes, whatever the
+    history's length. `filters` may also ask for the causes first seen in the window
+    (status "new"), before it ("known"), or muted."""
+    now = now or datetime.now(UTC)
+    today = now.date()
+    start = datetime.combine(today - timedelta(days=days - 1), time.min, tzinfo=UTC)
+    filters = filters or {}
+    failures = _with_status(_failures_in(start, filters), filters.get("status"), start, now)
+    rows = list(
+        failures.values("fingerprint")
+        .annotate(
+            results=Count("id"),
+            runs=Count("run_id", distinct=True),
+            cases=Count("test_case_id", distinct=True),
+            agents=Count("agent_id", distinct=True),
+            orchestrators=Count("run__orchestrator_id", distinct=True),
+            last_at=Max("started_at"),
+        )
+        .order_by("-results", "-last_at", "fingerprint")[:FAILURE_GROUPS_SHOWN]
+    )
+    fingerprints = [row["fingerprint"] for row in rows]
+    groups = FailureGroup.objects.in_bulk(fingerprints, field_name="fingerprint")
+    per_day = _per_day(failures, fingerprints, start, days)
+    muted = set(
+        FailureMute.objects.active(now)
+        .filter(group__in=list(groups.values()))
+        .values_list("group_id", flat=True)
+    )
+    reruns = _rerun_outcomes(failures, fingerprints)
+    return [
+        FailureGroupSummary(
+            group=groups[row.pop("fingerprint")],
+            per_day=per_day[fp],
+            window_start=start,
+            muted=groups[fp].pk in muted,
+            **reruns.get(fp, {}),
+            **row,
+        )
+        for fp, row in zip(fingerprints, rows, strict=True)
+        if fp in groups
+    ]
+
+
+def _with_status(
+    failures: QuerySet[ExecutionResult], status: str | None, start: datetime, now: datetime
+) -> QuerySet[ExecutionResult]:
+    """The failures whose cause was first seen since start ("new"), before it ("known"),
+    or is muted now; all of them when no status is asked for."""
+    if status == "new":
+        fresh = FailureGroup.objects.filter(first_seen_at__gte=start)
+        return failures.filter(fingerprint__in=fresh.values("fingerprint"))
+    if status == "known":
+        old = FailureGroup.objects.filter(first_seen_at__lt=start)
+        return failures.filter(fingerprint__in=old.values("fingerprint"))
+    if status == "muted":
+        muted = FailureMute.objects.active(now).values("group__fingerprint")
+        return failures.filter(fingerprint__in=muted)
+    return failures
+
+
+def _per_day(
+    failures: QuerySet[ExecutionResult], fingerprints: list[str], start: datetime, days: int
+) -> dict[str, list[int]]:
+    """Each cause's failures per day of the window, oldest day first (one grouped query)."""
+    per_day: dict[str, list[int]] = {fp: [0] * days for fp in fingerprints}
+    daily = (
+        failures.filter(fingerprint__in=fingerprints)
+        .annotate(day=TruncDate("started_at", tzinfo=UTC))
+        .values_list("fingerprint", "day")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for fingerprint, day, n in daily:
+        index = (day - start.date()).days
+        if 0 <= index < days:
+            per_day[fingerprint][index] += n
+    return per_day
+
+
+def _rerun_outcomes(
+    failures: QuerySet[ExecutionResult], fingerprints: list[str]
+) -> dict[str, dict[str, int]]:
+    """Per cause: its failures whose case ran again in a rerun of their run (or a later
+    attempt), and those of them that passed there. Reruns are few: the reruns of the
+    window's failing runs first (an index on rerun_of), then only their results and the
+    failures of those runs; nothing when nothing was rerun."""
+    reruns = dict(
+        Run.objects.filter(rerun_of__in=failures.values("run_id")).values_list("pk", "rerun_of_id")
+    )
+    if not reruns:
+        return {}
+    outcomes: dict[tuple[int, int | None], bool] = {}
+    for run_id, case_id, status in ExecutionResult.objects.filter(run_id__in=reruns).values_list(
+        "run_id", "test_case_id", "status"
+    ):
+        key = (reruns[run_id], case_id)
+        outcomes[key] = outcomes.get(key, False) or status == Status.PASSED
+    counts: dict[str, dict[str, int]] = {}
+    rerun_failures = failures.filter(fingerprint__in=fingerprints, run_id__in=set(reruns.values()))
+    for fingerprint, run_id, case_id in rerun_failures.values_list(
+        "fingerprint", "run_id", "test_case_id"
+    ):
+        if (run_id, case_id) in outcomes:
+            entry = counts.setdefault(fingerprint, {"rerun": 0, "cleared": 0})
+            entry["rerun"] += 1
+            entry["cleared"] += outcomes[(run_id, case_id)]
+    return counts
+
+
+def failure_group_get(*, pk: int) -> FailureGroup:
+    return FailureGroup.objects.get(pk=pk)
+
+
+def failure_group_mutes(*, group: FailureGroup) -> list[FailureMute]:
+    """Every mute of the group, in force or not, newest first: the record of who muted it."""
+    return list(
+        group.mutes.select_related("schedule", "agent", "muted_by", "lifted_by").order_by(
+            "-muted_at", "-id"
+        )
+    )
+
+
+BATCHES_SHOWN = 5
+
+
+def failure_group_batches(*, group: FailureGroup) -> list[RerunBatch]:
+    """The newest reruns of the cause, each batch with its requests and what they ran on."""
+    requests = RerunRequest.objects.select_related("orchestrator", "source_run").order_by("pk")
+    return list(
+        group.batches.select_related("requested_by")
+        .prefetch_related(Prefetch("requests", queryset=requests))
+        .order_by("-requested_at", "-id")[:BATCHES_SHOWN]
+    )
+
+
+GROUP_DAYS = 30  # a cause's page reads its failures of this many days, unless told
+
+
+def _group_failures(group: FailureGroup, days: int) -> QuerySet[ExecutionResult]:
+    """The group's failures of the last `days` days: a range of its index by cause and start,
+    so a cause's page costs the same however long the history."""
+    since = datetime.combine(
+        datetime.now(UTC).date() - timedelta(days=days - 1), time.min, tzinfo=UTC
+    )
+    # The condition of the partial index, spelled out: SQLite uses it only when it is.
+    failures = ExecutionResult.objects.exclude(fingerprint="")
+    return failures.filter(fingerprint=group.fingerprint, started_at__gte=since)
+
+
+def failure_group_places(
+    *, group: FailureGroup, days: int = GROUP_DAYS
+) -> tuple[QuerySet[Schedule], QuerySet[Agent]]:
+    """The schedules and agents where the group's recent failures happened (what a mute may
+    name)."""
+    failures = _group_failures(group, days)
+    schedules = Schedule.objects.filter(pk__in=failures.values("run__schedule")).order_by("title")
+    agents = Agent.objects.filter(pk__in=failures.values("agent")).order_by("title")
+    return schedules, agents
+
+
+@dataclass(frozen=True)
+class FailureGroupDetail:
+    """Where a cause struck: its cases, agents and schedules (each with its count, and when
+    it was first seen there), and its newest failures in full."""
+
+    cases: list[dict[str, Any]]
+    agents: list[dict[str, Any]]
+    schedules: list[dict[str, Any]]
+    examples: list[ExecutionResult]
+    total: int
+    days: int = GROUP_DAYS
+
+
+def failure_group_detail(
+    *, group: FailureGroup, days: int = GROUP_DAYS, limit: int = 20
+) -> FailureGroupDetail:
+    """Four grouped queries over the group's failures of the last `days` days (a range of
+    the index by cause and start) and one for its newest examples."""
+    failures = _group_failures(group, days)
+
+    def spread(*names: str) -> list[dict[str, Any]]:
+        return list(
+            failures.values(*names)
+            .annotate(n=Count("id"), first_at=Min("started_at"), last_at=Max("started_at"))
+            .order_by("-n", "-last_at")[:limit]
+        )
+
+    examples = list(
+        failures.select_related("run__orchestrator", "test_case", "agent").order_by(
+            "-started_at", "-id"
+        )[:FAILURE_EXAMPLES]
+    )
+    return FailureGroupDetail(
+        cases=spread("test_case_id", "test_case__title"),
+        agents=spread("agent_id", "agent__title", "agent__orchestrator__name"),
+        schedules=spread("run__schedule_id", "run__schedule__title", "run__orchestrator__name"),
+        examples=examples,
+        total=failures.count(),
+        days=days,
+    )
+
+
+@dataclass(frozen=True)
+class FailureCause:
+    """A failure's group, and whether it is new: its cause never failed this case on this
+    schedule in a run started before this one (by start, not by the order sync found them);
+    and whether a mute in force covers it (on its schedule and agent)."""
+
+    group_id: int
+    is_new: bool
+    muted: bool = False
+
+
+def _muted(mutes: Iterable[tuple[str, int | None, int | None]], run: Run, result: Any) -> bool:
+    """Whether one of these active mutes (fingerprint, schedule, agent) covers the result."""
+    return any(
+        fingerprint == result.fingerprint
+        and schedule in (None, run.schedule_id)
+        and agent in (None, result.agent_id)
+        for fingerprint, schedule, agent in mutes
+    )
+
+
+def failure_causes(*, run: Run, results: Iterable[ExecutionResult]) -> dict[int, FailureCause]:
+    """{result pk: its cause} for the failures among `results` (those a page shows): three
+    queries, whatever their number."""
+    failures = [r for r in results if r.fingerprint]
+    if not failures:
+        return {}
+    fingerprints = {r.fingerprint for r in failures}
+    groups = dict(
+        FailureGroup.objects.filter(fingerprint__in=fingerprints).values_list("fingerprint", "pk")
+    )
+    earlier = ExecutionResult.objects.exclude(fingerprint="").filter(
+        fingerprint__in=fingerprints,
+        test_case_id__in={r.test_case_id for r in failures},
+        run__schedule=run.schedule_id,
+        run__started_at__lt=run.started_at,
+    )
+    known = set(earlier.values_list("fingerprint", "test_case_id").distinct())
+    mutes = list(
+        FailureMute.objects.active()
+        .filter(group__fingerprint__in=fingerprints)
+        .values_list("group__fingerprint", "schedule_id", "agent_id")
+    )
+    return {
+        r.pk: FailureCause(
+            groups[r.fingerprint],
+            (r.fingerprint, r.test_case_id) not in known,
+            _muted(mutes, run, r),
+        )
+        for r in failures
+        if r.fingerprint in groups
+    }

@@ -1,5 +1,8 @@
 """Background work on Django's tasks API (django-tasks-db backend): task wrappers only.
 
+Reruns are sent by `rerun_send` on a queue of their own (`reruns`, its own worker), so a
+rerun never waits behind a sync pass.
+
 Three self-renewing chains, all in runs.services.polling: `sync_cycle` syncs every enabled
 orchestrator that is due, every RUNBOARD_SYNC_INTERVAL seconds; `poll_cycle` refreshes running
 runs every RUNBOARD_POLL_INTERVAL seconds and stops when nothing runs; `watch_cycle` starts
@@ -11,8 +14,10 @@ from __future__ import annotations
 
 from django.tasks import task
 
-from runs.services import polling
+from runs.services import failure_groups, polling, rerun_delivery
 from runs.services.queue import chain_register
+
+RERUN_QUEUE = "reruns"
 
 
 @task()
@@ -29,13 +34,31 @@ def poll_cycle() -> int:
 
 @task()
 def watch_cycle() -> list[str]:
-    """Start again the chains whose link died with its worker."""
-    return polling.watch_cycle_run()
+    """Start again the chains whose link died with its worker, and the reruns whose did."""
+    restarted = polling.watch_cycle_run()
+    if recovered := rerun_delivery.reruns_recover():
+        restarted.append(f"{recovered} rerun request(s)")
+    return restarted
+
+
+@task(queue_name=RERUN_QUEUE)
+def rerun_send(request_id: int) -> str | None:
+    """Send a recorded rerun call by call and settle it (runs.services.rerun_delivery)."""
+    request = rerun_delivery.rerun_deliver(request_id)
+    return request.state if request is not None else None
+
+
+@task()
+def fingerprints_refresh() -> int:
+    """Fingerprint the failures stored before fingerprints existed, or by an older version."""
+    return failure_groups.fingerprints_refresh()
 
 
 chain_register(polling.SYNC_CHAIN, sync_cycle)
 chain_register(polling.WATCH_CHAIN, watch_cycle)
 chain_register(polling.POLL_CHAIN, poll_cycle)
+chain_register(rerun_delivery.RERUN_TASK, rerun_send)
+chain_register(polling.FINGERPRINTS_JOB, fingerprints_refresh)
 
 
 def sync_cycle_ensure() -> bool:

@@ -92,3 +92,39 @@ def viewer_client(client, user):
 def rerunner_client(client, rerunner):
     client.force_login(rerunner)
     return client
+
+
+@pytest.fixture
+def rerun_worker(transactional_db):
+    """The rerun worker (django-tasks-db's own, on the `reruns` queue) in a thread of the test
+    process, with its own database connection, for tests with a live server."""
+    import threading
+
+    from django.db import connections
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    from runs.tasks import RERUN_QUEUE
+
+    worker = Worker(
+        queue_names=[RERUN_QUEUE],
+        interval=0.1,
+        batch=False,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="tests-rerun-worker",
+        excluded_queue_names=[],
+    )
+
+    def run() -> None:
+        try:
+            worker.run()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name="rerun-worker", daemon=True)
+    thread.start()
+    yield worker
+    worker.running = False
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the rerun worker did not stop"

@@ -22,7 +22,19 @@ from runs.models import (
 )
 from runs.status import Status
 
-create_rerunners = importlib.import_module("runs.migrations.0002_rerunners_group").create_rerunners
+# What the migrations give the Rerunners group, made again after a transactional test's flush.
+RERUNNERS_MIGRATIONS = [
+    importlib.import_module("runs.migrations.0002_rerunners_group").create_rerunners,
+    importlib.import_module("runs.migrations.0015_rerunners_mute").rerunners_mute,
+]
+
+
+def rerunners_ensure() -> Group:
+    """The Rerunners group as the migrations made it."""
+    for migrate in RERUNNERS_MIGRATIONS:
+        migrate(apps, None)
+    return Group.objects.get(name="Rerunners")
+
 
 _counter = itertools.count(1)
 
@@ -34,8 +46,7 @@ def make_user(username: str = "", *, rerunner: bool = False, **fields: Any) -> U
     if rerunner:
         # Made by a migration; a transactional test's flush empties it, so make it again the
         # same way (which test ran before on this process is not fixed, under pytest-xdist).
-        create_rerunners(apps, None)
-        user.groups.add(Group.objects.get(name="Rerunners"))
+        user.groups.add(rerunners_ensure())
     return user
 
 

@@ -60,9 +60,7 @@ def test_mirrored_data_is_read_only(admin_client):
     run = make_run()
     result = make_result(run)
     assert admin_client.get(reverse("admin:runs_run_add")).status_code == 403
-    response = admin_client.post(
-        reverse("admin:runs_run_delete", args=[run.pk]), {"post": "yes"}
-    )
+    response = admin_client.post(reverse("admin:runs_run_delete", args=[run.pk]), {"post": "yes"})
     assert response.status_code == 403
     change = admin_client.get(reverse("admin:runs_executionresult_change", args=[result.pk]))
     assert change.status_code == 200

@@ -374,6 +374,43 @@ class OrchestratorClient(ABC):
         """
 
     @abstractmethod
+    def send_planned(self, run_id: str, call: PlannedCall) -> str:
+        """Send one of the calls `plan_rerun` planned for run `run_id`, never retried; return
+        the id of the run it started, or raise an OrchestratorError."""
+
+    @classmethod
+    def call_target(cls, run_id: str, call: PlannedCall) -> str:
+        """What one planned call reruns, in words for the rerun request's page."""
+        return run_id
+
+    @abstractmethod
+    def find_started(self, run_id: str, call: PlannedCall, *, since: datetime) -> str | None:
+        """The id of the run that `call` (one of plan_rerun's calls for run `run_id`) started, if
+        the orchestrator shows one begun at or after `since`; None if it shows none (yet).
+
+        For a call whose answer was lost (a timeout, a lost connection, an unreadable answer, a
+        worker that died mid-call): it asks the orchestrator, matching on what was sent, and
+        never sends anything. None is not proof that nothing started: some runs cannot be found
+        again (each vendor's method says which).
+        """
+
+    @abstractmethod
+    def find_run_now(
+        self,
+        schedule_id: str,
+        *,
+        since: datetime,
+        variables: Mapping[str, Any] | None = None,
+        known_run_id: str = "",
+    ) -> str | None:
+        """The id of a run of `schedule_id` started by "run now" at or after `since` (with these
+        variables, where the orchestrator shows them); None if it shows none (yet).
+
+        `known_run_id`, any run of that schedule, is how a vendor without a run list (Testsigma)
+        finds the schedule's newest run; the others ignore it.
+        """
+
+    @abstractmethod
     def stop_run(self, run_id: str) -> None: ...
 
     @abstractmethod

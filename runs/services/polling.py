@@ -19,6 +19,7 @@ from django.utils import timezone
 from runs.models import Orchestrator, Run
 from runs.orchestrators.base import OrchestratorError
 from runs.services.queue import chain_continue, chain_heartbeat, chain_recover
+from runs.services.rerun_reconcile import reruns_reconcile_open
 from runs.services.session import orchestrator_session
 from runs.services.sync import orchestrator_sync, run_refresh
 from runs.status import IN_PROGRESS
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 SYNC_CHAIN = "sync"
 POLL_CHAIN = "poll"
 WATCH_CHAIN = "watch"
+FINGERPRINTS_JOB = "fingerprints"
 
 
 def orchestrators_due() -> QuerySet[Orchestrator]:
@@ -48,7 +50,8 @@ def _running() -> QuerySet[Run]:
 
 
 def sync_cycle_run() -> list[str]:
-    """Sync every enabled orchestrator that is due (one broken one never stops the others)."""
+    """Sync every enabled orchestrator that is due (one broken one never stops the others),
+    and look again for what the unknown rerun calls of each started."""
     reports = []
     chain_heartbeat(SYNC_CHAIN)
     chain_continue(WATCH_CHAIN, settings.RUNBOARD_CHAIN_LEASE)
@@ -61,6 +64,8 @@ def sync_cycle_run() -> list[str]:
                     heartbeat=lambda: chain_heartbeat(SYNC_CHAIN),
                 )
                 reports.append(str(report))
+                if report.ok:
+                    reruns_reconcile_open(orchestrator)
             except Exception:  # the pass records its own failures; this is the last guard
                 logger.exception("sync of %s failed", orchestrator.name)
                 reports.append(f"{orchestrator.name}: FAILED (see the log)")
@@ -74,8 +79,16 @@ def sync_cycle_run() -> list[str]:
 def sync_cycle_ensure() -> bool:
     """Start the periodic sync chain if it is not waiting already (called by `make run`), and
     the watch that keeps it alive."""
-    chain_continue(WATCH_CHAIN, settings.RUNBOARD_CHAIN_LEASE)
+    watch_cycle_ensure()
+    # Failures stored before fingerprints, or by an older version, are fingerprinted meanwhile.
+    chain_continue(FINGERPRINTS_JOB, 0)
     return chain_continue(SYNC_CHAIN, 0)
+
+
+def watch_cycle_ensure() -> bool:
+    """Start the watch chain if it is not waiting already: a rerun relies on it to be sent
+    again should its worker die."""
+    return chain_continue(WATCH_CHAIN, settings.RUNBOARD_CHAIN_LEASE)
 
 
 def watch_cycle_run() -> list[str]:

@@ -33,9 +33,15 @@ _CHAINS: dict[str, Task] = {}
 
 
 def chain_register(name: str, task: Task) -> Task:
-    """Say which task runs the chain `name` (runs.tasks does, once per process)."""
+    """Say which task runs the chain (or the job) `name` (runs.tasks does, once per process)."""
     _CHAINS[name] = task
     return task
+
+
+def task_enqueue(name: str, *args: object) -> str:
+    """Enqueue the task registered as `name` (on its own queue) with these arguments; return
+    the task result's id. Inside a transaction, the task row commits (or not) with the rest."""
+    return _CHAINS[name].enqueue(*args).id
 
 
 def chain_continue(name: str, delay: float) -> bool:

@@ -2,8 +2,8 @@
 
 Everything else goes through the ORM (bulk_create with update_conflicts for the upserts).
 Here: the advisory lock a sync batch holds, pruning results gone upstream, recounting every
-agent in one statement (agent_counts_rebuild), and a batch's results on PostgreSQL, which COPY
-streams (results_upsert).
+agent in one statement (agent_counts_rebuild), a batch's results on PostgreSQL, which COPY
+streams (results_upsert), and the failure groups a batch saw (failure_groups_upsert).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.utils import timezone
 from psycopg.types.json import JsonbDumper
 
-from runs.models import Agent, ExecutionResult
+from runs.models import Agent, ExecutionResult, FailureGroup
 
 
 def advisory_xact_lock(*keys: int) -> None:
@@ -194,3 +195,40 @@ def _logged(cursor: Any, sql: str) -> contextlib.AbstractContextManager[None]:
     logged here (query counts and budgets see it like any statement)."""
     debug_sql = getattr(cursor, "debug_sql", None)
     return debug_sql(sql) if debug_sql else contextlib.nullcontext()
+
+
+def failure_groups_upsert(groups: Sequence[tuple[str, int, str, Any, Any]]) -> None:
+    """Insert the failure groups (fingerprint, version, normalized, first, last seen) a batch
+    saw, or widen the span they were seen in: one statement (per thousand). The ORM's upsert can only
+    overwrite a column, not keep the earlier of two times (a run synced late may be older)."""
+    for start in range(0, len(groups), GROUPS_PER_STATEMENT):
+        _failure_groups_upsert(groups[start : start + GROUPS_PER_STATEMENT])
+
+
+# Six parameters a group: well under SQLite's limit of 32,766 per statement.
+GROUPS_PER_STATEMENT = 1000
+
+
+def _failure_groups_upsert(groups: Sequence[tuple[str, int, str, Any, Any]]) -> None:
+    quote = connection.ops.quote_name
+    table = quote(FailureGroup._meta.db_table)
+    least, greatest = ("LEAST", "GREATEST") if connection.vendor == "postgresql" else ("MIN", "MAX")
+    first, last = quote("first_seen_at"), quote("last_seen_at")
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(groups))
+    when = connection.ops.adapt_datetimefield_value
+    now = when(timezone.now())
+    params = [
+        value
+        for fingerprint, version, normalized, first_at, last_at in sorted(groups)
+        for value in (fingerprint, version, normalized, when(first_at), when(last_at), now)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (fingerprint, version, normalized, {first}, {last}, created_at) "
+            f"VALUES {rows} ON CONFLICT (fingerprint) DO UPDATE SET "
+            f"{first} = {least}(COALESCE({table}.{first}, EXCLUDED.{first}), "
+            f"COALESCE(EXCLUDED.{first}, {table}.{first})), "
+            f"{last} = {greatest}(COALESCE({table}.{last}, EXCLUDED.{last}), "
+            f"COALESCE(EXCLUDED.{last}, {table}.{last}))",
+            params,
+        )

@@ -26,3 +26,23 @@ def planned_call(call) -> str:
 def rerun_verdict(rerun_request) -> dict:
     """What a rerun found, apart from whether the orchestrator took it."""
     return {"rerun_request": rerun_request, "verdict": selectors.rerun_verdict(rerun_request)}
+
+
+@register.simple_tag
+def call_progress(calls) -> str:
+    """How far the sending is: "Sending: 12 of 40 calls answered: 11 accepted, 1 refused."."""
+    done = [c for c in calls if c.state not in ("planned", "sending")]
+    counts: dict[str, int] = {}
+    for call in done:
+        label = call.get_state_display().lower()
+        counts[label] = counts.get(label, 0) + 1
+    text = f"Sending: {len(done)} of {len(calls)} call{'s' if len(calls) != 1 else ''} answered"
+    if counts:
+        text += ": " + ", ".join(f"{n} {label}" for label, n in counts.items())
+    return text + "."
+
+
+@register.filter
+def calls_unknown(calls) -> bool:
+    """Whether any call's outcome is unknown."""
+    return any(c.state == "unknown" for c in calls)

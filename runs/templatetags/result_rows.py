@@ -4,7 +4,7 @@ the page's queries (the same reason as runs.widgets.QuickSelect)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from html import escape
 from typing import Any
 
@@ -15,6 +15,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from runs.models import ExecutionResult
+from runs.selectors import FailureCause
 from runs.templatetags.runboard import humanize_duration, status_badge
 
 register = template.Library()
@@ -23,16 +24,47 @@ MESSAGE_SHOWN = 300  # characters of a message in the row; the rest under "Log e
 
 
 @register.simple_tag
-def result_rows(rows: Iterable[ExecutionResult], run: Any, pick: bool = False) -> SafeString:
-    """One `<tr>` per result; `pick` adds the checkbox that picks it for the rerun form."""
+def result_rows(
+    rows: Iterable[ExecutionResult],
+    run: Any,
+    pick: bool = False,
+    causes: Mapping[int, FailureCause] | None = None,
+) -> SafeString:
+    """One `<tr>` per result; `pick` adds the checkbox that picks it for the rerun form, and
+    a failure with a cause (runs.selectors.failure_causes) says whether it is new, and links
+    its group."""
     # Every case link differs only by its id: reverse once. A badge per status pair, once.
     case_url = reverse("runs:test_case", args=[0]).replace("/0/", "/{}/")
+    group_url = reverse("runs:failure_group", args=[0]).replace("/0/", "/{}/")
     badge = functools.cache(status_badge)
-    return mark_safe("".join(_row(result, run.pk, pick, case_url, badge) for result in rows))
+    causes = causes or {}
+    return mark_safe(
+        "".join(
+            _row(result, run.pk, pick, case_url, badge, _cause(causes.get(result.pk), group_url))
+            for result in rows
+        )
+    )
+
+
+def _cause(cause: FailureCause | None, group_url: str) -> str:
+    if cause is None:
+        return ""
+    link = escape(group_url.format(cause.group_id))
+    label = "new" if cause.is_new else "known"
+    muted = ' <span class="badge muted-badge">muted</span>' if cause.muted else ""
+    return (
+        f'<p class="cause{" is-muted" if cause.muted else ""}"><span class="badge {label}">'
+        f'{label}</span>{muted} <a href="{link}">cause</a></p>'
+    )
 
 
 def _row(
-    result: ExecutionResult, run_pk: int, pick: bool, case_url: str, badge: Callable[..., str]
+    result: ExecutionResult,
+    run_pk: int,
+    pick: bool,
+    case_url: str,
+    badge: Callable[..., str],
+    cause: str = "",
 ) -> str:
     # f-strings over escaped values: format_html per cell costs more than the page's queries.
     title = (result.test_case.title if result.test_case else "") or result.case_key
@@ -57,7 +89,7 @@ def _row(
         f"<td>{case}{retries}</td>\n  <td>{badge(result.status, result.vendor_status)}</td>\n"
         f'  <td class="nowrap">{escape(agent or "—")}</td>\n'
         f'  <td class="nowrap">{escape(humanize_duration(result.duration) or "—")}</td>\n'
-        f'  <td class="details">{_details(result)}</td>\n</tr>\n'
+        f'  <td class="details">{cause}{_details(result)}</td>\n</tr>\n'
     )
 
 

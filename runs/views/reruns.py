@@ -2,12 +2,15 @@
 
 A form is previewed first (what will run, and the requests the orchestrator will receive),
 then sent carrying the preview's digest; without JavaScript it is plain POST and redirect.
+Sending records the request and lands on its page at once: the rerun worker sends it call by
+call while the page shows its progress, then its runs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -17,8 +20,11 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from runs import selectors
 from runs.forms import RerunForm, RunNowForm
-from runs.models import RerunRequest, RerunState, Run, Schedule
+from runs.models import RerunRequest, Run, Schedule
 from runs.selectors import ResultCounts, RunResults
+from runs.services.errors import CheckError
+from runs.services.rerun_calls import OPEN
+from runs.services.rerun_reconcile import rerun_check_again
 from runs.services.reruns import (
     PERMISSION,
     PlanChanged,
@@ -86,9 +92,14 @@ def run_now_context(
 
 
 def _done(request: HtmxHttpRequest, rerun_request: RerunRequest) -> HttpResponse:
-    """Land on the new run, or on the request's page when it made several or none."""
-    runs = selectors.rerun_request_first_runs(rerun_request=rerun_request)
-    target = runs[0].get_absolute_url() if len(runs) == 1 else rerun_request.get_absolute_url()
+    """Land on the new run, or on the request's page while it is sent or when it made several
+    runs or none; that page goes on to the run once the request settles with exactly one."""
+    if rerun_request.state in OPEN:
+        target = f"{rerun_request.get_absolute_url()}?follow=1"
+    else:
+        runs = selectors.rerun_request_first_runs(rerun_request=rerun_request)
+        one = len(runs) == 1
+        target = runs[0].get_absolute_url() if one else rerun_request.get_absolute_url()
     if request.htmx:
         return HttpResponseClientRedirect(target)
     return redirect(target)
@@ -103,9 +114,8 @@ def _preview_or_send(
 ) -> tuple[HttpResponse | None, RerunPlan | None]:
     """Preview (action=preview) or send (action=send) a valid form: (where to go, or the plan).
 
-    A key seen before lands on its request and sends nothing; a refusal keeps the form's
-    values and offers a fresh key, since nothing ran; inputs that plan otherwise than the
-    preview send nothing and show the new preview.
+    A key seen before lands on its request and sends nothing; inputs that plan otherwise than
+    the preview send nothing and show the new preview.
     """
     data, key = form.rerun_input(), form.cleaned_data["idempotency_key"]
     if (existing := rerun_request_find(idempotency_key=key)) is not None:
@@ -127,11 +137,7 @@ def _preview_or_send(
     except RerunInvalid as exc:
         form.add_invalid(exc.errors)
         return None, None
-    if rerun_request.state != RerunState.FAILED:
-        return _done(request, rerun_request), None
-    form.add_error(None, rerun_request.message)
-    form.renew_idempotency_key()
-    return None, None
+    return _done(request, rerun_request), None
 
 
 @permission_required(PERMISSION, raise_exception=True)
@@ -171,11 +177,47 @@ def run_now(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 def rerun_request_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """A request's page: whether the orchestrator took it, and what its runs found (live)."""
+    """A request's page: its calls as they are sent, whether the orchestrator took them, and
+    what its runs found (live). Opened right after sending (`follow`), it goes on to the run
+    once the request settles with exactly one."""
     rerun_request = get_or_404(selectors.rerun_request_get, pk, "rerun request")
-    live = selectors.rerun_requests_live([rerun_request])
-    context = {"rerun_request": rerun_request, "runs": rerun_request.runs.all(), "live": live}
+    runs = list(rerun_request.runs.all())
+    settled = rerun_request.state not in OPEN
+    if request.htmx and request.GET.get("follow") and settled and len(runs) == 1:
+        return HttpResponseClientRedirect(runs[0].get_absolute_url())
+    context = {
+        "rerun_request": rerun_request,
+        "runs": runs,
+        "calls": selectors.rerun_request_calls(rerun_request=rerun_request),
+        "live": selectors.rerun_requests_live([rerun_request]),
+        "sending": rerun_request.state in OPEN,
+        "follow": bool(request.GET.get("follow")),
+        "can_check": request.user.has_perm(PERMISSION),
+    }
     if not request.htmx:
         return render(request, "runs/rerun_request.html", context)
     html = render_to_string("runs/rerun_request.html#request-outcome", context, request)
-    return HttpResponse(html) if live else HttpResponseStopPolling(html)
+    return HttpResponse(html) if context["live"] else HttpResponseStopPolling(html)
+
+
+@permission_required(PERMISSION, raise_exception=True)
+@require_POST
+def rerun_check(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """ "Check again": ask the orchestrator what the calls whose answer was lost started."""
+    rerun_request = get_or_404(selectors.rerun_request_get, pk, "rerun request")
+    name = rerun_request.orchestrator.name
+    try:
+        found = rerun_check_again(rerun_request)
+    except CheckError as exc:
+        messages.error(request, f"Could not ask {name}: {exc}")
+    else:
+        if found:
+            plural = "s" if found != 1 else ""
+            messages.success(request, f"{name} shows {found} run{plural} they started.")
+        else:
+            messages.info(
+                request,
+                f"{name} shows no run started by the calls whose answer was lost, yet. "
+                "Runboard keeps looking at every sync.",
+            )
+    return redirect(rerun_request.get_absolute_url())

@@ -48,6 +48,9 @@ def _run_page_context(request: HtmxHttpRequest, run: Run) -> dict[str, Any]:
         "result_form": form,
         "results": results,
         "failures_total": failures_total,
+        "causes": selectors.failure_causes(
+            run=run, results=[*results.failures, *results.page.items]
+        ),
         "permalink": request.build_absolute_uri(run.get_absolute_url()),
         "pick": pick and rerun_capabilities(run.orchestrator).picked_scope == Scope.PICKED,
     }

@@ -90,3 +90,12 @@ def screenshot(page):
         page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 
     return save
+
+
+@pytest.fixture(autouse=True)
+def browser_rerun_worker(request):
+    """Every browser test on the live server has the rerun worker running, as `make run` does
+    (the demo's journey has the demo's own)."""
+    if request.node.get_closest_marker("django_db"):
+        return request.getfixturevalue("rerun_worker")
+    return None

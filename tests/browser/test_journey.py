@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import SCREENSHOTS
 
@@ -124,10 +125,15 @@ def open_failed_run(page, demo: Demo, orchestrator: str, *, needs: str = "") -> 
 
 
 def send(page) -> None:
-    """Send the previewed rerun and land on what it made (the page changes)."""
+    """Send the previewed rerun and land on what it made: the request's page follows the
+    rerun worker sending it, then goes on to the run when it made exactly one."""
     source = page.url
     page.get_by_role("button", name="Send rerun").click()
-    page.wait_for_url(lambda url: url != source and re.search(r"/(runs|reruns)/\d+/$", url))
+    page.wait_for_url(
+        lambda url: url != source and re.search(r"/(runs|reruns)/\d+/(\?follow=1)?$", url)
+    )
+    expect(page.locator(".rerun-progress")).to_have_count(0, timeout=60_000)
+    page.wait_for_load_state()
 
 
 def send_after_preview(page) -> None:

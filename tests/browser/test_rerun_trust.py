@@ -87,8 +87,12 @@ def test_a_preview_is_what_is_sent_and_the_rerun_has_one_verdict(
             expect(item).to_contain_text(f"on {other.title}")
         form.get_by_role("button", name="Send rerun").click()
 
+        # Recorded at once; the worker sends it call by call while its page shows the progress.
+        expect(page).to_have_url(re.compile(r"/reruns/\d+/\?follow=1$"))
+        expect(page.locator("#request-outcome .rerun-state")).to_have_text(
+            "Accepted", timeout=60_000
+        )
         # One call per failed flow, every one on the agent chosen: what the preview said.
-        expect(page).to_have_url(re.compile(r"/(reruns|runs)/\d+/$"))
         assert {w["path"] for w in vendor_writes(server)} == {
             f"/api/v4/flows/{flow}/agent/{other.external_id}" for flow in failed_flows
         }

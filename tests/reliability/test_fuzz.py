@@ -13,7 +13,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from runs.models import Orchestrator
+from runs.models import FailureGroup, Orchestrator
+from runs.services.failure_groups import fingerprints_refresh
 from runs.status import Status
 from tests.emulated import emulated, orchestrator_for
 from tests.factories import (
@@ -91,6 +92,8 @@ RERUN_FIELDS += ["idempotency_key", "plan_digest", "action", "cases_in_table"]
 RUN_NOW_FIELDS = ["build", "environment", "workflow_input", "var_name", "var_value"]
 RUN_NOW_FIELDS += ["idempotency_key", "plan_digest", "action"]
 CONNECT_FIELDS = ["kind", "name", "base_url", "credential", "test_plan_ids", "run_ids"]
+FAILURE_FIELDS = ["window", "status", "orchestrator", "schedule", "agent"]
+MUTE_FIELDS = ["reason", "schedule", "agent", "until"]
 
 
 def requests(fuzz: Fuzzer, orchestrators: list[str]) -> list[Callable[[Client], object]]:
@@ -133,6 +136,10 @@ def requests(fuzz: Fuzzer, orchestrators: list[str]) -> list[Callable[[Client], 
         get(lambda: "/", ["x"]),
         get(lambda: "/agents/", ["x"]),
         get(lambda: "/orchestrators/", ["x"]),
+        get(lambda: "/failures/", FAILURE_FIELDS),
+        get(lambda: f"/failures/{fuzz.pk('group')}/", ["x"]),
+        post(lambda: f"/failures/{fuzz.pk('group')}/mute/", MUTE_FIELDS),
+        post(lambda: f"/failures/{fuzz.pk('group')}/mutes/{fuzz.pk('any')}/lift/", ["x"]),
         go,
         go,
         post(lambda: f"/runs/{fuzz.pk('run')}/rerun/", RERUN_FIELDS),
@@ -165,6 +172,7 @@ def estate(servers: dict) -> dict[str, list[int]]:
                     agent=agents[i % 2],
                     case_key=case.external_id,
                     status=Status.FAILED if i == 0 else Status.PASSED,
+                    message=f"Timeout after {n + i}s waiting for #pay" if i == 0 else "",
                     iterations=[{"id": "it1", "name": "row 1", "status": "failed"}],
                     is_data_driven=kind == "testsigma",
                 )
@@ -172,6 +180,8 @@ def estate(servers: dict) -> dict[str, list[int]]:
         ids["schedule"].append(schedule.pk)
         ids["agent"] += [agent.pk for agent in agents]
         ids["case"] += [case.pk for case in cases]
+    fingerprints_refresh()
+    ids["group"] = list(FailureGroup.objects.values_list("pk", flat=True))
     ids["any"] = [pk for values in list(ids.values()) for pk in values]
     return ids
 

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from runs.models import Agent, ExecutionResult, Orchestrator
 from runs.orchestrators.base import ResultSnapshot, RunSnapshot
 from runs.services.agent_counts import agent_counts_rebuild
-from runs.services.reruns import RerunInput, rerun_start
+from runs.services.reruns import RerunInput
 from runs.services.sync import orchestrator_sync, run_track, runs_store
 from runs.status import FAILURES, Status
 from tests.emulated import (
@@ -28,6 +28,7 @@ from tests.emulated import (
     synced,
 )
 from tests.factories import make_agent, make_result, make_run, make_user
+from tests.sending import rerun_sent
 
 pytestmark = pytest.mark.django_db
 
@@ -209,7 +210,7 @@ def test_the_counts_match_a_recount_after_syncing_an_emulated_history(kind):
 def test_the_runs_a_rerun_makes_are_counted_once_whoever_stores_them_first(kind):
     with synced(kind) as (server, orchestrator):
         source = failed_run(orchestrator)
-        request, sent = rerun_start(
+        request, sent = rerun_sent(
             user=make_user("ana", rerunner=True),
             idempotency_key=f"count-{kind}",
             data=RerunInput(scope="failed"),

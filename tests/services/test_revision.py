@@ -8,13 +8,14 @@ import pytest
 from django.utils import timezone
 
 from runs.models import Agent, Orchestrator, Schedule
-from runs.services.reruns import RerunInput, rerun_start
+from runs.services.reruns import RerunInput
 from runs.services.revision import revision_bump, revision_get
 from runs.services.sync import orchestrator_sync, runs_store
 from runs.services.sync.write import runs_mark_vanished
 from runs.status import Status
 from tests.emulated import emulated, failed_run, orchestrator_for, synced
 from tests.factories import make_orchestrator, make_user
+from tests.sending import rerun_sent
 from tests.services.test_sync import _snapshots, start_run
 
 pytestmark = pytest.mark.django_db
@@ -116,7 +117,7 @@ def test_the_runs_a_rerun_starts_move_it(committed):
         source = failed_run(orchestrator)
         before = history()
         with committed():
-            request, sent = rerun_start(
+            request, sent = rerun_sent(
                 user=make_user("ana", rerunner=True),
                 idempotency_key="revision-1",
                 data=RerunInput(scope="failed"),

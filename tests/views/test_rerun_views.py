@@ -11,6 +11,7 @@ from runs.models import RerunRequest, RerunState, Run, Trigger
 from runs.status import Status
 from tests.emulated import emulator_control, failed_run, synced, vendor_writes
 from tests.factories import make_run, make_user
+from tests.sending import deliver_pending
 
 pytestmark = pytest.mark.django_db
 
@@ -84,10 +85,24 @@ def test_preview_then_send_lands_on_the_request_with_its_runs(client):
         data = previewed(client, url, data)
         sent = client.post(url, data)
         request = RerunRequest.objects.get()
+        # Recorded and handed to the rerun worker: the page answers before anything is sent.
+        assert request.state == RerunState.PENDING and vendor_writes(server) == []
+        assert sent.status_code == 302
+        assert sent["Location"] == f"{request.get_absolute_url()}?follow=1"
+        waiting = client.get(sent["Location"]).content.decode()
+        assert "Sending: 0 of" in waiting and 'hx-trigger="every 1s"' in waiting
+        # Sent again while the worker is at it (one run made, more to come): the request.
+        RerunRequest.objects.filter(pk=request.pk).update(state=RerunState.SENDING)
+        first = make_run(run.schedule, rerun_request=request, rerun_of=run, status="running")
+        assert client.post(url, data)["Location"] == sent["Location"]
+        first.delete()
+        RerunRequest.objects.filter(pk=request.pk).update(state=RerunState.PENDING)
+
+        deliver_pending()
+        request.refresh_from_db()
         assert request.state == RerunState.ACCEPTED
         runs = list(request.runs.all())
         expected = runs[0].get_absolute_url() if len(runs) == 1 else request.get_absolute_url()
-        assert sent.status_code == 302 and sent["Location"] == expected
         assert all(r.rerun_of_id == run.pk for r in runs)
 
         again = client.post(url, data)
@@ -109,8 +124,17 @@ def test_htmx_submissions_answer_with_a_client_redirect(client):
         htmx = {"headers": {"HX-Request": "true"}}
         response = client.post(url, previewed(client, url, data, **htmx), **htmx)
         assert response.status_code == 200
+        request = RerunRequest.objects.get()
+        assert response["HX-Redirect"] == f"{request.get_absolute_url()}?follow=1"
+        # The request's page polls while it is sent, then goes on to the run it made.
+        poll = client.get(response["HX-Redirect"], **htmx)
+        assert poll.status_code == 200 and "HX-Redirect" not in poll
+        deliver_pending()
         new_run = Run.objects.get(rerun_of=run)
-        assert response["HX-Redirect"] == new_run.get_absolute_url()
+        followed = client.get(response["HX-Redirect"], **htmx)
+        assert followed["HX-Redirect"] == new_run.get_absolute_url()
+        # Opened later as a permalink, the page stays.
+        assert "HX-Redirect" not in client.get(request.get_absolute_url(), **htmx)
 
 
 def test_errors_appear_next_to_their_fields_with_the_values_kept(client):
@@ -130,7 +154,7 @@ def test_errors_appear_next_to_their_fields_with_the_values_kept(client):
         assert vendor_writes(server) == [] and RerunRequest.objects.count() == 0
 
 
-def test_a_refusal_is_shown_with_nothing_lost_and_a_fresh_key(client):
+def test_a_refusal_is_shown_with_nothing_lost_and_the_form_a_click_away(client):
     client.force_login(make_user("ana", rerunner=True))
     with synced("leapwork") as (server, orchestrator):
         run = failed_run(orchestrator)
@@ -142,11 +166,15 @@ def test_a_refusal_is_shown_with_nothing_lost_and_a_fresh_key(client):
         data = previewed(
             client, url, {**first, "scope": "all", "var_name": ["Env"], "var_value": ["qa"]}
         )
-        page = client.post(url, data).content.decode()
-        assert "refused it; nothing ran" in page
-        assert 'value="qa"' in page
-        assert form_data(page)["idempotency_key"] != first["idempotency_key"]
-        assert RerunRequest.objects.get().state == RerunState.FAILED
+        client.post(url, data)
+        deliver_pending()
+        request = RerunRequest.objects.get()
+        assert request.state == RerunState.FAILED
+        page = client.get(request.get_absolute_url()).content.decode()
+        assert "refused it; nothing ran" in page and "HTTP 500" in page
+        assert f'href="{url}"' in page, "the rerun form, to change it and send again"
+        assert form_data(client.get(url).content.decode()) != first, "a fresh key there"
+        assert len(vendor_writes(server)) == 1
 
 
 def test_conductor_reruns_from_a_task_with_edited_input_through_the_form(client):
@@ -164,8 +192,10 @@ def test_conductor_reruns_from_a_task_with_edited_input_through_the_form(client)
         }
         url = reverse("runs:rerun", args=[run.pk])
         response = client.post(url, previewed(client, url, data))
+        assert response["Location"].endswith("?follow=1")
+        deliver_pending()
         attempt = Run.objects.get(external_id=run.external_id, attempt=run.attempt + 1)
-        assert response["Location"] == attempt.get_absolute_url()
+        assert attempt.rerun_request.runs.get() == attempt
         (write,) = vendor_writes(server)
         assert write["body"]["taskInput"] == {"attempts": 2}
 
@@ -195,8 +225,10 @@ def test_run_now_with_variables_from_the_schedule_page(client):
         url = reverse("runs:run_now", args=[schedule.pk])
         data = {**form_data(page), "var_name": ["Browser"], "var_value": ["edge"]}
         response = client.post(url, previewed(client, url, data))
+        assert response["Location"] == f"{RerunRequest.objects.get().get_absolute_url()}?follow=1"
+        deliver_pending()
         new_run = Run.objects.get(rerun_request__isnull=False)
-        assert response["Location"] == new_run.get_absolute_url()
+        assert new_run.rerun_request.state == RerunState.ACCEPTED
         (write,) = vendor_writes(server)
         assert ("Browser", "edge") in write["query"]
 
@@ -213,11 +245,14 @@ def test_the_request_page_says_an_unknown_outcome_and_links_the_orchestrator(cli
         }
         url = reverse("runs:rerun", args=[run.pk])
         response = client.post(url, previewed(client, url, data))
+        deliver_pending()
         request = RerunRequest.objects.get()
         assert request.state == RerunState.UNKNOWN
-        assert response["Location"] == request.get_absolute_url()
+        assert response["Location"] == f"{request.get_absolute_url()}?follow=1"
         page = client.get(request.get_absolute_url()).content.decode()
         assert "unknown" in page.lower() and orchestrator.base_url in page
+        # Never a blind resend: the way on is to ask the orchestrator again.
+        assert "Check again" in page and reverse("runs:rerun_check", args=[request.pk]) in page
 
 
 def test_cases_are_picked_with_checkboxes_on_the_results_table(client):
@@ -345,6 +380,7 @@ def test_a_send_whose_agents_changed_after_the_preview_is_refused(client):
         # The new preview's Send sends exactly that.
         resent = client.post(url, previewed(client, url, changed))
         assert resent.status_code == 302
+        deliver_pending()
         assert {w["path"].rsplit("/", 1)[-1] for w in vendor_writes(server)} == {other.external_id}
 
 

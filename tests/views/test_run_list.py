@@ -183,9 +183,7 @@ def test_a_finished_row_drawn_before_shows_what_changed_since(
     assert "status-passed" in row
 
 
-def test_a_running_row_is_drawn_afresh_each_time(
-    viewer_client, django_capture_on_commit_callbacks
-):
+def test_a_running_row_is_drawn_afresh_each_time(viewer_client, django_capture_on_commit_callbacks):
     run = make_run(status=Status.RUNNING, total_count=10, passed_count=2)
     assert "2 of 10 done" in row_html(viewer_client.get(URL), run)
     with django_capture_on_commit_callbacks(execute=True):  # the commit

@@ -1,8 +1,8 @@
 """`manage.py demo`: the whole living demo on the embedded default, stopped by Ctrl-C.
 
 Migrates, creates the first admin, serves the Leapwork, Conductor and Testsigma emulators on
-loopback (schedules keep starting runs on their own), connects them, starts a background
-worker and the periodic sync, and serves Runboard. Only this command (and `emulate` and the
+loopback (schedules keep starting runs on their own), connects them, starts the background
+workers (one for sync, one for reruns) and the periodic sync, and serves Runboard. Only this command (and `emulate` and the
 tests) ever starts an emulator; the production server never does.
 
 The emulated estates live in the data directory beside the database (`<data dir>/emulators/`),
@@ -30,7 +30,7 @@ from runs.models import Run
 from runs.orchestrators.emulation import EmulatorApp, ServedEmulator
 from runs.orchestrators.registry import emulator_class
 from runs.services.orchestrators import ConnectError, orchestrator_connect
-from runs.tasks import sync_cycle_ensure
+from runs.tasks import RERUN_QUEUE, sync_cycle_ensure
 
 # kind: (name, seed, credential, runs per schedule, seconds per test case)
 DEMO_ORCHESTRATORS = {
@@ -98,6 +98,13 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _worker(queue: str) -> subprocess.Popen:
+    """A db_worker for one task queue, started beside the server."""
+    manage = str(Path(settings.BASE_DIR) / "manage.py")
+    options = ["--queue-name", queue, "--no-reload", "--interval", "1", "--no-startup-delay"]
+    return subprocess.Popen([sys.executable, manage, "db_worker", *options, "-v", "0"])
+
+
 class Command(BaseCommand):
     help = "Run the demo: emulated orchestrators, a worker, the periodic sync and the server."
 
@@ -134,22 +141,11 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(line) if password else line)
         ports = [int(p) for p in emulator_ports.split(",")]
         emulators = self._start_emulators(ports, scale)
-        worker = None
+        workers: list[subprocess.Popen] = []
         try:
             self._connect(emulators)
-            worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(Path(settings.BASE_DIR) / "manage.py"),
-                    "db_worker",
-                    "--no-reload",
-                    "--interval",
-                    "1",
-                    "--no-startup-delay",
-                    "-v",
-                    "0",
-                ],
-            )
+            # One worker for sync and polling, one for reruns: a rerun never waits on a sync.
+            workers = [_worker(queue) for queue in ("default", RERUN_QUEUE)]
             sync_cycle_ensure()
             self.stdout.write(self.style.SUCCESS(f"Runboard at http://{host}:{port}/"), ending="\n")
             self.stdout.flush()
@@ -157,8 +153,10 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
-            if worker is not None and worker.poll() is None:
-                worker.send_signal(signal.SIGINT)
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.send_signal(signal.SIGINT)
+            for worker in workers:
                 try:
                     worker.wait(timeout=10)
                 except subprocess.TimeoutExpired:

@@ -19,6 +19,7 @@ from runs.orchestrators.base import (
     BadRequest,
     CallResult,
     Capabilities,
+    NotFound,
     OrchestratorClient,
     PlannedCall,
     ProtocolError,
@@ -36,6 +37,14 @@ from runs.orchestrators.http import Http, expect, parse_json, path_segment
 from runs.status import Status, conductor_task_status, conductor_workflow_status
 
 MAX_SEARCH_SIZE = 5000  # conductor.md: search size over 5000 is refused
+# A lost call's activity counts from this long before the call was sent: the clocks may
+# disagree a little. Kept short: a rerun keeps the workflowId, so time is the only evidence, and
+# the attempt before the rerun (finished before anybody asked for the rerun) must not count.
+CLOCK_SLACK = timedelta(seconds=5)
+# Run now: at most this many executions of the definition started since are looked at (one
+# search page), the earliest first.
+FIND_RUNS = 50
+ONGOING = frozenset({"RUNNING", "PAUSED"})  # conductor.md: the workflow statuses not terminal
 # Where a worker's log may sit in a task's outputData (the worker decides), and how much to keep.
 WORKER_LOG_KEYS = ("log", "logs")
 LOG_LINES = 8
@@ -229,7 +238,11 @@ class ConductorClient(OrchestratorClient):
         if updated_since is not None:
             clauses.append(f"updateTime > {int(updated_since.timestamp() * 1000)}")
         sort = "updateTime:DESC" if updated_since is not None else "startTime:DESC"
-        query = " AND ".join(clauses)
+        return self._search(" AND ".join(clauses), sort, limit=limit, page_size=page_size)
+
+    def _search(
+        self, query: str, sort: str, *, limit: int, page_size: int = 1000
+    ) -> list[WorkflowSummary]:
         page_size = max(1, min(page_size, MAX_SEARCH_SIZE))
         found: list[WorkflowSummary] = []
         start = 0
@@ -361,21 +374,85 @@ class ConductorClient(OrchestratorClient):
         raise BadRequest(f"Conductor cannot rerun with scope {spec.scope.value!r}")
 
     def rerun(self, run_id: str, spec: RerunSpec, *, schedule_id: str) -> RerunOutcome:
-        calls = []
-        for call in self.plan_rerun(run_id, spec, schedule_id=schedule_id):
-            response = self._request(
-                call.method,
-                call.path,
-                params=dict(call.params) or None,
-                json_body=call.body,
-                idempotent=False,
+        calls = [
+            CallResult(
+                target=self.call_target(run_id, call), run_id=self.send_planned(run_id, call)
             )
-            # Rerun answers the same workflowId; retry answers 204: it stays the same run.
-            answered = self._text_id(response, "rerun") if response.content.strip() else run_id
-            task_id = call.body.get("reRunFromTaskId") if isinstance(call.body, dict) else None
-            target = f"rerun from task {task_id}" if task_id else call.path.rsplit("/", 1)[-1]
-            calls.append(CallResult(target=target, run_id=answered))
+            for call in self.plan_rerun(run_id, spec, schedule_id=schedule_id)
+        ]
         return RerunOutcome(tuple(calls))
+
+    def send_planned(self, run_id: str, call: PlannedCall) -> str:
+        response = self._request(
+            call.method,
+            call.path,
+            params=dict(call.params) or None,
+            json_body=call.body,
+            idempotent=False,
+        )
+        # Rerun answers the same workflowId; retry answers 204: it stays the same run.
+        return self._text_id(response, "rerun") if response.content.strip() else run_id
+
+    @classmethod
+    def call_target(cls, run_id: str, call: PlannedCall) -> str:
+        task_id = call.body.get("reRunFromTaskId") if isinstance(call.body, dict) else None
+        return f"rerun from task {task_id}" if task_id else call.path.rsplit("/", 1)[-1]
+
+    def find_started(self, run_id: str, call: PlannedCall, *, since: datetime) -> str | None:
+        """Reruns and retries work in place: the call started `run_id` again if that execution
+        shows activity begun since: running (or paused) and updated since, retried or
+        restarted since, or a task scheduled or started since.
+
+        It assumes the execution was over when the call was sent (conductor-oss refuses to
+        rerun a running one): a running execution's own progress would look the same.
+        """
+        threshold = since - CLOCK_SLACK
+        try:
+            # conductor.md: one execution, GET /api/workflow/{id}?includeTasks=true
+            body = self._json(
+                "GET", f"/api/workflow/{path_segment(run_id)}", params={"includeTasks": "true"}
+            )
+        except NotFound:
+            return None
+        body = expect(body, dict, "workflow")
+        moments = [
+            _time(body.get("lastRetriedTime"), "lastRetriedTime"),
+            _time(body.get("createTime"), "createTime"),  # restart sets it anew
+        ]
+        if _str(body.get("status")) in ONGOING:
+            moments.append(_time(body.get("updateTime"), "updateTime"))
+        for task in expect(body.get("tasks") or [], list, "tasks"):
+            task = expect(task, dict, "task")
+            moments.append(_time(task.get("scheduledTime"), "task scheduledTime"))
+            moments.append(_time(task.get("startTime"), "task startTime"))
+        if any(moment is not None and moment >= threshold for moment in moments):
+            return run_id
+        return None
+
+    def find_run_now(
+        self,
+        schedule_id: str,
+        *,
+        since: datetime,
+        variables: Mapping[str, Any] | None = None,
+        known_run_id: str = "",
+    ) -> str | None:
+        """The earliest execution of the definition started since whose input holds these
+        variables (a start sends them as the workflow input)."""
+        after = int((since - CLOCK_SLACK).timestamp() * 1000) - 1
+        query = f"workflowType = '{_quote(schedule_id)}' AND startTime > {after}"
+        found = self._search(query, "startTime:ASC", limit=FIND_RUNS, page_size=FIND_RUNS)
+        wanted = dict(variables or {})
+        matching = [
+            (summary.started_at, summary.workflow_id)
+            for summary in found
+            if summary.started_at is not None
+            and all(key in summary.input and summary.input[key] == v for key, v in wanted.items())
+        ]
+        if not matching:
+            return None
+        # A start is made after it is sent: those started at or after `since` come first.
+        return min(matching, key=lambda pair: (pair[0] < since, abs(pair[0] - since)))[1]
 
     def restart(self, run_id: str, *, use_latest_definitions: bool = False) -> None:
         """Run the whole execution again from scratch, in place, with the same input."""

@@ -47,6 +47,18 @@ TEMPORARY_TITLE = re.compile(r"^Run flow .+ on .+$")
 TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d+):(\d{2}):(\d{2})(?:\.(\d{1,7}))?$")
 DOTNET_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 LOG_LINES = 8
+# A lost call's run is looked for from this long before the call was sent: the controller's
+# clock and Runboard's may disagree a little.
+CLOCK_SLACK = timedelta(minutes=1)
+# Looking for a lost call's run costs a bounded number of calls whatever the controller holds
+# (it runs in a rerun worker, under a lease): at most this many temporary schedules made since
+# (one per Run Flow by Id call: a failed-only rerun of many flows makes that many at once), this
+# many runs of each (a temporary schedule runs once), and this many runs of a real schedule.
+FIND_TEMPORARY_SCHEDULES = 50
+FIND_RUNS_PER_TEMPORARY = 2
+FIND_RUNS = 10
+# A run's items read to tell whose run it is (a Run Flow by Id run has one).
+FIND_ITEMS = 5
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,29 @@ class ScheduleNode:
 
     schedule: ScheduleSnapshot
     parents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A run that may be the one a lost call started."""
+
+    run_id: str
+    created: datetime
+    run_type: str
+
+
+def _nearness(created: datetime | None, since: datetime) -> tuple[bool, timedelta]:
+    """Created at or after `since` first (a call's run is made after it is sent), nearest
+    first; then those within the clock slack before it, nearest first."""
+    if created is None:
+        return (True, timedelta.max)
+    return (created < since, abs(created - since))
+
+
+def _nearest(found: Sequence[_Found], since: datetime) -> str | None:
+    if not found:
+        return None
+    return min(found, key=lambda run: _nearness(run.created, since)).run_id
 
 
 @contextlib.contextmanager
@@ -479,15 +514,160 @@ class LeapworkClient(OrchestratorClient):
         flow, each call's error kept in its CallResult (target "<flow id>@<agent id>")."""
         plan = self.plan_rerun(run_id, spec, schedule_id=schedule_id)
         if spec.scope == Scope.ALL:
-            return RerunOutcome(calls=(CallResult(target=run_id, run_id=self._send(plan[0])),))
+            answered = self.send_planned(run_id, plan[0])
+            return RerunOutcome(calls=(CallResult(target=run_id, run_id=answered),))
         calls = []
         for call in plan:
-            target = _flow_target(call.path)
+            target = self.call_target(run_id, call)
             try:
-                calls.append(CallResult(target=target, run_id=self._send(call)))
+                calls.append(CallResult(target=target, run_id=self.send_planned(run_id, call)))
             except OrchestratorError as exc:
                 calls.append(CallResult(target=target, error=exc))
         return RerunOutcome(calls=tuple(calls))
+
+    def send_planned(self, run_id: str, call: PlannedCall) -> str:
+        return self._send(call)
+
+    @classmethod
+    def call_target(cls, run_id: str, call: PlannedCall) -> str:
+        return _flow_target(call.path) if "/flows/" in call.path else run_id
+
+    # Finding the run a lost call started ----------------------------------------------------
+
+    def find_started(self, run_id: str, call: PlannedCall, *, since: datetime) -> str | None:
+        """Run Flow by Id: the run, created since, of a temporary schedule made since, whose
+        run items are that flow on that agent. Re-run on Agents: a run of the source run's
+        schedule created since, not scheduled and not the source, on the agents the call named.
+        Of several, the one created nearest after `since`.
+
+        Leapwork never returns a run's variables: they are not matched. A Run Flow by Id run
+        sent with isDelete=true is found only while it runs: once it finished, its temporary
+        schedule is deleted and no documented endpoint lists it any more.
+        """
+        if "/flows/" in call.path:
+            flow_id, agent_id = _flow_target(call.path).split("@", 1)
+            return self._find_run_flow(flow_id, agent_id, since)
+        if call.path.rstrip("/").endswith("/reRunOnAgents"):
+            return self._find_rerun_on_agents(run_id, call.body, since)
+        raise BadRequest(f"cannot tell which run {call.method} {call.path} started")
+
+    def find_run_now(
+        self,
+        schedule_id: str,
+        *,
+        since: datetime,
+        variables: Mapping[str, Any] | None = None,
+        known_run_id: str = "",
+    ) -> str | None:
+        """A run of the schedule created since that was not scheduled, nearest after `since`
+        (the variables are not matched: Leapwork never returns them)."""
+        try:
+            runs = self._runs_since(schedule_id, since - CLOCK_SLACK, count=FIND_RUNS)
+        except NotFound:
+            return None
+        found = [run for run in runs if run.run_type.lower() != "scheduled"]
+        return _nearest(found, since)
+
+    def _find_run_flow(self, flow_id: str, agent_id: str, since: datetime) -> str | None:
+        threshold = since - CLOCK_SLACK
+        # leapwork.md: list schedules (temporary ones included while they exist)
+        body = expect(self.http.json("GET", "/api/v4/schedules"), list, "schedules")
+        made: list[tuple[datetime | None, str]] = []
+        with _reading("schedules"):
+            for entry in body:
+                schedule = self._schedule(entry)
+                created = parse_date(entry.get("DateCreation"))
+                if schedule.is_temporary and (created is None or created >= threshold):
+                    made.append((created, schedule.external_id))
+        # Temporary schedules are made with their run: the nearest to `since` first.
+        made.sort(key=lambda pair: _nearness(pair[0], since))
+        for _created, schedule_id in made[:FIND_TEMPORARY_SCHEDULES]:
+            try:
+                runs = self._runs_since(schedule_id, threshold, count=FIND_RUNS_PER_TEMPORARY)
+            except NotFound:
+                continue  # deleted since it was listed
+            found = [run for run in runs if self._items_match(run.run_id, flow_id, agent_id)]
+            if found:
+                return _nearest(found, since)
+        return None
+
+    def _find_rerun_on_agents(self, run_id: str, body: Any, since: datetime) -> str | None:
+        steps = body.get("Steps") if isinstance(body, dict) else None
+        named: set[str] | None = set()
+        for step in steps if isinstance(steps, list) else []:
+            agent_ids = step.get("AgentIds") if isinstance(step, dict) else None
+            if not agent_ids:
+                named = None  # a step on the source run's own agents: any agent may appear
+                break
+            if named is not None:
+                named.update(_text(agent_id) for agent_id in agent_ids)
+        try:
+            # leapwork.md: run (its Schedule names the schedule the rerun runs on)
+            source = expect(
+                self.http.json("GET", f"/api/v4/run/{path_segment(run_id)}"), dict, "run"
+            )
+            with _reading("run"):
+                schedule_id = _text(expect(source.get("Schedule"), dict, "Schedule")["ScheduleId"])
+            runs = self._runs_since(schedule_id, since - CLOCK_SLACK, count=FIND_RUNS)
+        except NotFound:
+            return None
+        found = [
+            run
+            for run in runs
+            if run.run_id != run_id
+            and run.run_type.lower() != "scheduled"
+            and (not named or self._items_match(run.run_id, agent_ids=named))
+        ]
+        return _nearest(found, since)
+
+    def _runs_since(self, schedule_id: str, threshold: datetime, *, count: int) -> list[_Found]:
+        """The schedule's newest `count` runs created at or after `threshold`."""
+        found = []
+        for candidate in self.run_ids(schedule_id, count=count):
+            # leapwork.md: run
+            run = expect(
+                self.http.json("GET", f"/api/v4/run/{path_segment(candidate)}"), dict, "run"
+            )
+            with _reading("run"):
+                created = parse_date(run.get("CreatedAt"))
+                run_type = _text(run.get("RunType"))
+            if created is None:
+                continue  # when it began is unknown: it cannot be shown to be this call's
+            if created < threshold:
+                break  # newest first: the rest are older still
+            found.append(_Found(candidate, created, run_type))
+        return found
+
+    def _items_match(
+        self,
+        run_id: str,
+        flow_id: str = "",
+        agent_id: str = "",
+        *,
+        agent_ids: set[str] | None = None,
+    ) -> bool:
+        """Whether the run's items (at most FIND_ITEMS read) are all that flow on that agent
+        (Run Flow by Id), or all on those agents (Re-run on Agents)."""
+        item_ids = self.run_item_ids(run_id)
+        if not item_ids or (flow_id and len(item_ids) != 1):
+            return False  # a Run Flow by Id run has exactly one item
+        for item_id in item_ids[:FIND_ITEMS]:
+            # leapwork.md: run item
+            body = expect(
+                self.http.json("GET", f"/api/v4/runItems/{path_segment(item_id)}"),
+                dict,
+                "run item",
+            )
+            with _reading("run item"):
+                flow = expect(body.get("FlowInfo"), dict, "FlowInfo")
+                agent = body.get("AgentInfo") or body.get("EnvironmentInfo") or {}
+                item_flow = _text(flow.get("FlowId"))
+                item_agent = _text(agent.get("AgentId") or agent.get("EnvironmentId"))
+            if flow_id and (item_flow, item_agent) != (flow_id, agent_id):
+                return False
+            if agent_ids is not None and item_agent not in agent_ids:
+                return False
+        return True
 
     # Plumbing -------------------------------------------------------------------------------
 

@@ -47,6 +47,12 @@ from runs.status import (
 
 API_PREFIX = "/api/v1"
 LOG_LINES = 8  # the last lines of a failure's log kept as its excerpt
+# A lost call's run is looked for from this long before the call was sent: the clocks may
+# disagree a little.
+CLOCK_SLACK = timedelta(minutes=1)
+# Testsigma lists no runs: a lost rerun is found from the plan's newest run, walking up its
+# reRunParentId links (a rerun of the rerun, and so on) at most this many runs, each one call.
+FIND_WALK = 5
 
 # testsigma.md: reRunType (the Community Edition also knows the last one).
 RE_RUN_TYPES = (
@@ -198,10 +204,84 @@ class TestsigmaClient(OrchestratorClient):
 
     def rerun(self, run_id: str, spec: RerunSpec, *, schedule_id: str) -> RerunOutcome:
         calls = [
-            self._send(run_id, planned)
-            for planned in self.plan_rerun(run_id, spec, schedule_id=schedule_id)
+            CallResult(
+                target=self.call_target(run_id, call), run_id=self.send_planned(run_id, call)
+            )
+            for call in self.plan_rerun(run_id, spec, schedule_id=schedule_id)
         ]
         return RerunOutcome(calls=tuple(calls))
+
+    def send_planned(self, run_id: str, call: PlannedCall) -> str:
+        # testsigma.md: rerun.
+        response = self.http.request(
+            call.method, self._path(call.path), params=call.params or None, json_body=call.body
+        )
+        return _run_id(parse_json(response))
+
+    @classmethod
+    def call_target(cls, run_id: str, call: PlannedCall) -> str:
+        return f"execution result {run_id}"
+
+    def find_started(self, run_id: str, call: PlannedCall, *, since: datetime) -> str | None:
+        """The rerun of `run_id` begun since with the reRunType sent, found from the plan's
+        newest run (`execution.lastRunId` of `run_id`) and, should that be a rerun of a rerun,
+        the runs it derives from.
+
+        Testsigma lists no runs: a rerun followed by a run that does not derive from it (the
+        plan run again, another rerun of `run_id`) is no longer the plan's newest and is not
+        found here.
+        """
+        threshold = since - CLOCK_SLACK
+        body = call.body if isinstance(call.body, dict) else {}
+        re_run_type = body.get("reRunType")
+        try:
+            candidate = self.result(run_id).latest_sibling_id
+            for _ in range(FIND_WALK):
+                if not candidate or candidate == run_id:
+                    return None
+                run, answer = self._result_answer(candidate)
+                if run.started_at is None or run.started_at < threshold:
+                    return None  # the ones it derives from began earlier still
+                if run.parent_external_id == run_id:
+                    shown = answer.get("reRunType")
+                    return None if re_run_type and shown and shown != re_run_type else candidate
+                candidate = run.parent_external_id
+        except NotFound:
+            return None
+        return None
+
+    def find_run_now(
+        self,
+        schedule_id: str,
+        *,
+        since: datetime,
+        variables: Mapping[str, Any] | None = None,
+        known_run_id: str = "",
+    ) -> str | None:
+        """The plan's newest run (`execution.lastRunId` of `known_run_id`, a run of the plan)
+        if it began since, is not a rerun nor scheduled, and carries these variables as its
+        runtimeData where it shows any. Without a known run there is nothing to ask."""
+        if not known_run_id:
+            return None
+        try:
+            known = self.result(known_run_id)
+            if known.schedule_id != str(schedule_id):
+                raise BadRequest(f"run {known_run_id} is not a run of test plan {schedule_id}")
+            if not known.latest_sibling_id:
+                return None
+            run, answer = self._result_answer(known.latest_sibling_id)
+        except NotFound:
+            return None
+        if run.parent_external_id or run.trigger == "scheduled":
+            return None
+        if run.started_at is None or run.started_at < since - CLOCK_SLACK:
+            return None
+        shown = answer.get("runtimeData")
+        if isinstance(shown, dict) and any(
+            key not in shown or shown[key] != value for key, value in (variables or {}).items()
+        ):
+            return None
+        return run.external_id
 
     def stop_run(self, run_id: str) -> None:
         self.stop(run_id)
@@ -224,14 +304,19 @@ class TestsigmaClient(OrchestratorClient):
                 f"unknown reRunType {re_run_type!r} (Testsigma knows {', '.join(RE_RUN_TYPES)})"
             )
         planned = _rerun_call(run_id, schedule_id, re_run_type, tuple(cases))
-        call = self._send(run_id, planned)
-        return call.run_id
+        return self.send_planned(run_id, planned)
 
     def result(self, run_id: str) -> RunSnapshot:
         """One test plan result without its case results (a cheap poll)."""
         # testsigma.md: poll.
         answer = self.http.json("GET", self._path(f"/execution_results/{path_segment(run_id)}"))
         return _run_snapshot(answer)
+
+    def _result_answer(self, run_id: str) -> tuple[RunSnapshot, dict[str, Any]]:
+        """One test plan result, and the answer itself for the fields no snapshot keeps."""
+        # testsigma.md: poll.
+        answer = self.http.json("GET", self._path(f"/execution_results/{path_segment(run_id)}"))
+        return _run_snapshot(answer), answer
 
     def case_results(self, run_id: str) -> tuple[ResultSnapshot, ...]:
         # testsigma.md: case results.
@@ -265,18 +350,6 @@ class TestsigmaClient(OrchestratorClient):
         # testsigma.md: JUnit report.
         response = self.http.request("GET", self._path(f"/reports/junit/{path_segment(run_id)}"))
         return response.text
-
-    # Reruns ----------------------------------------------------------------------------------
-
-    def _send(self, run_id: str, planned: PlannedCall) -> CallResult:
-        # testsigma.md: rerun.
-        response = self.http.request(
-            planned.method,
-            self._path(planned.path),
-            params=planned.params or None,
-            json_body=planned.body,
-        )
-        return CallResult(target=f"execution result {run_id}", run_id=_run_id(parse_json(response)))
 
 
 # Parsing at the boundary ---------------------------------------------------------------------

@@ -19,7 +19,9 @@ from django.utils import timezone
 from runs.models import Run, Trigger
 from runs.orchestrators.base import Capabilities, ResultSnapshot, RunSnapshot, ScheduleSnapshot
 from runs.services.attempts import attempt_changed, attempt_started_at
+from runs.services.fingerprints import FINGERPRINT_VERSION, failure_fingerprint
 from runs.services.standing import run_counts
+from runs.status import FAILURES
 
 # Every field of a snapshot, in declaration order: a field added later joins the digest.
 _RUN_FIELDS = attrgetter(*(f.name for f in fields(RunSnapshot) if f.name != "results"))
@@ -146,6 +148,7 @@ RESULT_COLUMNS = (
     *("run_id", "external_id", "test_case_id", "agent_id", "case_key", "status"),
     *("vendor_status", "started_at", "finished_at", "duration", "message", "log_excerpt"),
     *("seq", "retry_count", "input", "is_data_driven", "iterations"),
+    *("fingerprint", "fingerprint_version"),
 )
 
 
@@ -165,6 +168,7 @@ def result_row(
     duration = r.duration
     if duration is None and r.finished_at and r.started_at:
         duration = r.finished_at - r.started_at
+    fingerprint = failure_fingerprint(r.message, r.log_excerpt)[0] if r.status in FAILURES else ""
     return (
         run_id,
         r.external_id[:200],
@@ -193,6 +197,8 @@ def result_row(
         ]
         if r.iterations
         else [],
+        fingerprint,
+        FINGERPRINT_VERSION if fingerprint else 0,
     )
 
 
