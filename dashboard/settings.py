@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_tasks_db",
     "axes",
+    # django-ninja: the API under /api/v1/; installed so its docs use its bundled static files.
+    "ninja",
     "runs",
 ]
 
@@ -192,11 +194,12 @@ STORAGES = {
     },
 }
 
-# Two queues, a worker each (`make run` starts both): reruns never wait behind a sync pass.
+# A queue and a worker each (`make run` starts them): reruns never wait behind a sync pass,
+# and nothing waits for a webhook receiver.
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",
-        "QUEUES": ["default", "reruns"],
+        "QUEUES": ["default", "reruns", "webhooks"],
     }
 }
 
@@ -277,3 +280,5 @@ RUNBOARD_HTTP_TIMEOUT = float(os.environ.get("RUNBOARD_HTTP_TIMEOUT", "10"))
 RUNBOARD_PAGE_CACHE_SECONDS = int(os.environ.get("RUNBOARD_PAGE_CACHE_SECONDS", "60"))
 # Calls to one orchestrator in flight at once while a run is fetched (Leapwork: its items).
 RUNBOARD_FETCH_CONCURRENCY = max(1, int(os.environ.get("RUNBOARD_FETCH_CONCURRENCY", "8")))
+# Writes (reruns, run-nows) one API token may send per minute; more are answered 429.
+RUNBOARD_API_WRITES_PER_MINUTE = int(os.environ.get("RUNBOARD_API_WRITES_PER_MINUTE", "60"))

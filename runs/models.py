@@ -399,6 +399,9 @@ class RerunRequest(models.Model):
     response = models.JSONField(default=dict, blank=True)
     message = models.TextField(blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Sent through the API: the SHA-256 of the request's body, so the same Idempotency-Key
+    # with another body is refused instead of answered with this request.
+    body_digest = models.CharField(max_length=64, blank=True, editable=False)
     # The worker sending it holds a lease, renewed at every call (runs.services.rerun_delivery).
     lease_token = models.CharField(max_length=36, blank=True, editable=False)
     lease_renewed_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -565,3 +568,105 @@ class ChainLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} lease, renewed {self.renewed_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ApiToken(models.Model):
+    """A personal API token (`Authorization: Bearer …`): only its SHA-256 is stored, the
+    token itself is shown once when it is made. It acts with its user's permissions."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    # The token's first characters, to tell tokens apart in lists (never enough to use one).
+    prefix = models.CharField(max_length=16)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    # The writes of the current minute, for the rate limit: one UPDATE per write.
+    window_started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    window_writes = models.PositiveIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…) of {self.user}"
+
+
+class WebhookEvent(models.TextChoices):
+    RERUN_FINISHED = "rerun.finished", "A rerun finished (with its verdict)"
+    SCHEDULE_FAILING = "schedule.failing", "A schedule started failing"
+    FAILURE_NEW = "failure.new", "A failure never seen before anywhere"
+    SYNC_FAILING = "sync.failing", "An orchestrator's sync is failing"
+
+
+class WebhookFormat(models.TextChoices):
+    RUNBOARD = "runboard", "Runboard JSON"
+    SLACK = "slack", "Slack incoming webhook"
+
+
+class Webhook(models.Model):
+    """Where to tell the team about an event: an outgoing HTTP POST, signed with the secret
+    (HMAC-SHA256 of the body, in a header)."""
+
+    name = models.CharField(max_length=100)
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=200, blank=True)
+    events = models.JSONField(default=list, blank=True)  # WebhookEvent values
+    body_format = models.CharField(
+        max_length=16, choices=WebhookFormat.choices, default=WebhookFormat.RUNBOARD
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WebhookDeliveryState(models.TextChoices):
+    PENDING = "pending", "Waiting"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Gave up"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one webhook: its body, and how sending it went (attempts, last error).
+    `key` names the event's subject, so an event is delivered once per webhook."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=32, choices=WebhookEvent.choices)
+    key = models.CharField(max_length=200)
+    payload = models.JSONField(default=dict)
+    state = models.CharField(
+        max_length=16,
+        choices=WebhookDeliveryState.choices,
+        default=WebhookDeliveryState.PENDING,
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["webhook", "key"], name="webhook_delivery_once")
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="webhook_delivery_due_idx",
+                condition=Q(state="pending"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.webhook} ({self.state})"
