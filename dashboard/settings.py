@@ -282,3 +282,7 @@ RUNBOARD_PAGE_CACHE_SECONDS = int(os.environ.get("RUNBOARD_PAGE_CACHE_SECONDS", 
 RUNBOARD_FETCH_CONCURRENCY = max(1, int(os.environ.get("RUNBOARD_FETCH_CONCURRENCY", "8")))
 # Writes (reruns, run-nows) one API token may send per minute; more are answered 429.
 RUNBOARD_API_WRITES_PER_MINUTE = int(os.environ.get("RUNBOARD_API_WRITES_PER_MINUTE", "60"))
+# Where this site is reached from outside: the links in webhook notifications start with it.
+RUNBOARD_BASE_URL = os.environ.get("RUNBOARD_BASE_URL", "http://127.0.0.1:8000")
+# Seconds one webhook delivery may take before it counts as failed (and is tried again later).
+RUNBOARD_WEBHOOK_TIMEOUT = float(os.environ.get("RUNBOARD_WEBHOOK_TIMEOUT", "5"))

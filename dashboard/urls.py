@@ -1,4 +1,4 @@
-"""Runboard's URLs: the admin, login, the favicon and the runs app.
+"""Runboard's URLs: the admin, login, the favicon, the API and the runs app.
 
 Password reset sends mail: its pages are routed only once a mail server is configured
 (a default mailer, from EMAIL_HOST), so a public form never promises a mail that cannot leave.
@@ -14,6 +14,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.urls import include, path
+
+from runs import api
 
 
 @login_not_required
@@ -56,5 +58,6 @@ urlpatterns = [
     path("favicon.ico", favicon),
     path("admin/", admin.site.urls),
     path("accounts/", include(accounts)),
+    path("api/v1/", api.urls()),
     path("", include("runs.urls")),
 ]

@@ -1,6 +1,8 @@
-"""Admin: orchestrators, users and groups are edited here; mirrored data is read-only.
+"""Admin: orchestrators, webhooks, users and groups are edited here; mirrored data and the
+webhook delivery log are read-only.
 
-A credential is write-only: the form takes a new one but never renders the stored one.
+A credential, or a webhook's secret, is write-only: the form takes a new one but never renders
+the stored one.
 """
 
 from __future__ import annotations
@@ -8,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -21,8 +24,12 @@ from runs.models import (
     Run,
     Schedule,
     TestCase,
+    Webhook,
+    WebhookDelivery,
+    WebhookEvent,
 )
 from runs.services.orchestrators import ConnectError, connection_problems, orchestrator_check
+from runs.services.webhooks import webhook_ping, webhook_url_problem
 
 
 class OrchestratorAdminForm(forms.ModelForm):
@@ -157,3 +164,90 @@ class RerunRequestAdmin(ReadOnlyAdmin):
     list_display = ["__str__", "orchestrator", "scope", "state", "requested_at"]
     list_filter = ["state", "scope", "orchestrator"]
     raw_id_fields = ["source_run", "schedule", "requested_by"]
+
+
+class WebhookAdminForm(forms.ModelForm):
+    events = forms.MultipleChoiceField(
+        choices=WebhookEvent.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="What this webhook is told about.",
+    )
+    secret = forms.CharField(
+        required=False,
+        max_length=200,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=(
+            "Signs each body: X-Runboard-Signature is sha256= and the HMAC-SHA256 of the body "
+            "with this secret. Leave empty to keep the stored one. Never shown again once saved."
+        ),
+    )
+    clear_secret = forms.BooleanField(required=False, label="Remove the stored secret")
+
+    class Meta:
+        model = Webhook
+        fields = ["name", "url", "events", "body_format", "secret", "active"]
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        if problem := webhook_url_problem(url):
+            raise forms.ValidationError(problem)
+        return url
+
+    @sensitive_variables("cleaned")
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        keep = self.instance.pk and not cleaned.get("secret") and not cleaned.get("clear_secret")
+        if keep:
+            cleaned["secret"] = self.instance.secret
+        return cleaned
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    form = WebhookAdminForm
+    list_display = ["name", "url", "event_list", "body_format", "signed", "active"]
+    list_filter = ["active", "body_format"]
+    search_fields = ["name", "url"]
+    actions = ["send_test_event"]
+
+    @admin.display(description="events")
+    def event_list(self, webhook: Webhook) -> str:
+        return ", ".join(webhook.events or []) or "none"
+
+    @admin.display(description="signed", boolean=True)
+    def signed(self, webhook: Webhook) -> bool:
+        return bool(webhook.secret)
+
+    @admin.action(description="Send a test event")
+    def send_test_event(self, request: HttpRequest, queryset: QuerySet[Webhook]) -> None:
+        sent = [webhook_ping(webhook=webhook) for webhook in queryset]
+        self.message_user(
+            request,
+            f"{len(sent)} test event(s) queued: see the webhook deliveries.",
+            messages.SUCCESS,
+        )
+
+    @method_decorator(sensitive_post_parameters("secret"))
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    """The delivery log: only the webhooks worker writes it."""
+
+    list_display = [
+        *("event", "webhook", "state", "attempts", "status_code", "last_error"),
+        *("created_at", "next_attempt_at", "delivered_at"),
+    ]
+    list_filter = ["state", "event", "webhook"]
+    search_fields = ["key", "last_error"]
+    list_select_related = ["webhook"]
+    show_full_result_count = False

@@ -540,12 +540,16 @@ class MuteForm(forms.Form):
         return reason
 
     def clean_until(self) -> datetime | None:
-        day = self.cleaned_data.get("until")
-        if day is None:
-            return None
-        if day <= timezone.now().date() or day >= date.max:
-            raise forms.ValidationError("Choose a day after today.")
-        return datetime.combine(day, time.min, tzinfo=UTC)
+        return _start_of_a_later_day(self.cleaned_data.get("until"))
+
+
+def _start_of_a_later_day(day: date | None) -> datetime | None:
+    """The start (UTC) of a day after today, for "until" fields; None when none is given."""
+    if day is None:
+        return None
+    if day <= timezone.now().date() or day >= date.max:
+        raise forms.ValidationError("Choose a day after today.")
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 class CauseRerunForm(forms.Form):
@@ -567,3 +571,24 @@ class CauseRerunForm(forms.Form):
     @property
     def days(self) -> int:
         return FAILURE_WINDOWS[self.cleaned_data["window"]][1]
+
+
+class ApiTokenForm(forms.Form):
+    """Make a personal API token: a name to recognise it by, and an optional last day."""
+
+    name = forms.CharField(max_length=100, help_text="What it is for, e.g. “nightly CI”.")
+    expires = forms.DateField(
+        required=False,
+        label="Expires",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="It stops working at the start of this day (UTC); empty: until revoked.",
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name or any(not c.isprintable() for c in name):
+            raise forms.ValidationError("Give it a name, in one line.")
+        return name
+
+    def clean_expires(self) -> datetime | None:
+        return _start_of_a_later_day(self.cleaned_data.get("expires"))

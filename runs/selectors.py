@@ -7,7 +7,7 @@ shown, so a page costs the same at the end of a long history as at its start (no
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -31,6 +31,7 @@ from django.db.models.functions import Coalesce, TruncDate
 
 from runs.models import (
     Agent,
+    ApiToken,
     ExecutionResult,
     FailureGroup,
     FailureMute,
@@ -249,6 +250,14 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def run_history_queryset(
+    *, filters: dict[str, Any] | None = None, sort: str = "-started"
+) -> QuerySet[Run]:
+    """Every run across orchestrators that the history's filters keep, in its order."""
+    key = RUN_SORT_KEYS.get(sort, RUN_SORT_KEYS["-started"])
+    return run_filter(_runs(), filters=filters or {}).order_by(*key.ordering())
+
+
 def run_history(
     *,
     filters: dict[str, Any] | None = None,
@@ -259,8 +268,26 @@ def run_history(
 ) -> Page[Run]:
     """Every run across orchestrators, filtered, sorted and paginated by key."""
     key = RUN_SORT_KEYS.get(sort, RUN_SORT_KEYS["-started"])
-    queryset = run_filter(_runs(), filters=filters or {})
+    queryset = run_history_queryset(filters=filters, sort=sort)
     return keyset_page(queryset, key=key, after=after, before=before, size=size)
+
+
+# CSV exports read every matching row as plain values, a chunk at a time (a server-side cursor
+# on PostgreSQL): one query and the same memory whether the export holds ten rows or 100,000.
+EXPORT_CHUNK = 2000
+RUN_EXPORT_FIELDS = (
+    *("id", "orchestrator__name", "schedule__title", "external_id", "attempt", "status"),
+    *("trigger", "build", "started_at", "finished_at", "duration", "total_count"),
+    *("passed_count", "failed_count", "other_count", "rerun_of_id"),
+)
+
+
+def run_history_export(
+    *, filters: dict[str, Any] | None = None, sort: str = "-started"
+) -> Iterator[dict[str, Any]]:
+    """The history's runs as the page lists them, all of them, streamed from one query."""
+    queryset = run_history_queryset(filters=filters, sort=sort)
+    return queryset.values(*RUN_EXPORT_FIELDS).iterator(chunk_size=EXPORT_CHUNK)
 
 
 def run_list_in_progress(*, limit: int = 50) -> list[Run]:
@@ -420,6 +447,27 @@ def run_result_page(
     )
 
 
+RESULT_EXPORT_FIELDS = (
+    *("id", "external_id", "case_key", "test_case_id", "test_case__title"),
+    *("test_case__external_id", "status", "agent__title", "started_at", "finished_at"),
+    *("duration", "retry_count", "iterations", "message", "cause"),
+)
+
+
+def run_results_export(
+    *, run: Run, filters: dict[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every result of the run that the page's filters keep, in the orchestrator's order (the
+    page's table), with its failure's cause, streamed from one query."""
+    cause = FailureGroup.objects.filter(fingerprint=OuterRef("fingerprint")).values("normalized")
+    queryset = (
+        _run_results(run, filters or {})
+        .annotate(cause=Subquery(cause[:1]))
+        .order_by(*SEQ_KEY.ordering())
+    )
+    return queryset.values(*RESULT_EXPORT_FIELDS).iterator(chunk_size=EXPORT_CHUNK)
+
+
 def run_results_picked(*, run: Run, ids: Iterable[int]) -> list[ExecutionResult]:
     """The results of this run among `ids` (a rerun form's picks), in the orchestrator's order."""
     return list(
@@ -484,6 +532,12 @@ class Overview:
 def schedule_list_failing(*, limit: int = 50) -> list[Schedule]:
     """Schedules whose latest run failed or errored, with that run's id and status annotated;
     not those whose latest run failed only for causes muted (on that schedule and agent)."""
+    return list(schedules_failing().order_by("-latest_started_at", "id")[:limit])
+
+
+def schedules_failing() -> QuerySet[Schedule]:
+    """The failing schedules of schedule_list_failing, unordered (webhooks tell when one
+    starts failing: runs.services.notifications)."""
     latest = Run.objects.filter(schedule=OuterRef("pk")).order_by("-started_at", "-id")
     covered = Exists(
         FailureMute.objects.active()
@@ -494,7 +548,7 @@ def schedule_list_failing(*, limit: int = 50) -> list[Schedule]:
     failures = ExecutionResult.objects.filter(
         run_id=OuterRef("latest_run_id"), status__in=FAILURE_VALUES
     )
-    return list(
+    return (
         Schedule.objects.filter(vanished_at__isnull=True, is_temporary=False)
         .select_related("orchestrator")
         .annotate(
@@ -504,7 +558,6 @@ def schedule_list_failing(*, limit: int = 50) -> list[Schedule]:
         )
         .filter(latest_status__in=FAILURE_VALUES)
         .filter(Exists(failures.exclude(covered)) | ~Exists(failures.filter(covered)))
-        .order_by("-latest_started_at", "id")[:limit]
     )
 
 
@@ -716,6 +769,19 @@ def schedule_runs(*, schedule: Schedule, after: str = "", before: str = "") -> P
     )
 
 
+SCHEDULE_KEY = SortKey("id", descending=False, integer=True)
+
+
+def schedule_list(
+    *, orchestrator: Orchestrator | None = None, after: str = "", before: str = ""
+) -> Page[Schedule]:
+    """The schedules runs can be filtered by (temporary ones left out), a page by key."""
+    schedules = Schedule.objects.select_related("orchestrator").filter(is_temporary=False)
+    if orchestrator is not None:
+        schedules = schedules.filter(orchestrator=orchestrator)
+    return keyset_page(schedules, key=SCHEDULE_KEY, after=after, before=before)
+
+
 @dataclass(frozen=True)
 class TrendPoint:
     """One original run: its own pass rate, and the verdict once its reruns are counted."""
@@ -815,6 +881,13 @@ def agent_list_with_counts() -> list[Agent]:
     return list(
         Agent.objects.select_related("orchestrator").order_by("orchestrator__name", "title", "id")
     )
+
+
+def agent_list_by_ids(*, ids: Iterable[int]) -> list[Agent]:
+    """The agents with these ids (a rerun's chosen agents), in the order given."""
+    ids = list(dict.fromkeys(ids))
+    found = Agent.objects.in_bulk(ids) if ids else {}
+    return [found[pk] for pk in ids if pk in found]
 
 
 def _count_of(model: type, **match: Any) -> Subquery:
@@ -1046,7 +1119,8 @@ def failure_groups(
             runs=Count("run_id", distinct=True),
             cases=Count("test_case_id", distinct=True),
             agents=Count("agent_id", distinct=True),
-            orchestrators=Count("run__orchestrator_id", distinct=True),
+            # Through the case (a few thousand rows), not the run (a row per run).
+            orchestrators=Count("test_case__orchestrator_id", distinct=True),
             last_at=Max("started_at"),
         )
         .order_by("-results", "-last_at", "fingerprint")[:FAILURE_GROUPS_SHOWN]
@@ -1059,7 +1133,7 @@ def failure_groups(
         .filter(group__in=list(groups.values()))
         .values_list("group_id", flat=True)
     )
-    reruns = _rerun_outcomes(failures, fingerprints)
+    reruns = _rerun_outcomes(failures, fingerprints, start)
     return [
         FailureGroupSummary(
             group=groups[row.pop("fingerprint")],
@@ -1111,14 +1185,16 @@ def _per_day(
 
 
 def _rerun_outcomes(
-    failures: QuerySet[ExecutionResult], fingerprints: list[str]
+    failures: QuerySet[ExecutionResult], fingerprints: list[str], start: datetime
 ) -> dict[str, dict[str, int]]:
-    """Per cause: its failures whose case ran again in a rerun of their run (or a later
-    attempt), and those of them that passed there. Reruns are few: the reruns of the
-    window's failing runs first (an index on rerun_of), then only their results and the
-    failures of those runs; nothing when nothing was rerun."""
+    """Per cause: its failures whose case ran again in a rerun of their run, and those of
+    them that passed there. Reruns are few: the window's reruns first (an index on rerun_of;
+    a rerun starts after the failure it reruns), those of a run that failed in the window,
+    then only their results and the failures of those runs; nothing when nothing was rerun."""
     reruns = dict(
-        Run.objects.filter(rerun_of__in=failures.values("run_id")).values_list("pk", "rerun_of_id")
+        Run.objects.filter(rerun_of__isnull=False, started_at__gte=start)
+        .filter(Exists(failures.filter(run_id=OuterRef("rerun_of_id"))))
+        .values_list("pk", "rerun_of_id")
     )
     if not reruns:
         return {}
@@ -1219,9 +1295,9 @@ def failure_group_detail(
         )
 
     examples = list(
-        failures.select_related("run__orchestrator", "test_case", "agent").order_by(
-            "-started_at", "-id"
-        )[:FAILURE_EXAMPLES]
+        failures.select_related(
+            "run__orchestrator", "run__schedule", "test_case", "agent"
+        ).order_by("-started_at", "-id")[:FAILURE_EXAMPLES]
     )
     return FailureGroupDetail(
         cases=spread("test_case_id", "test_case__title"),
@@ -1285,3 +1361,16 @@ def failure_causes(*, run: Run, results: Iterable[ExecutionResult]) -> dict[int,
         for r in failures
         if r.fingerprint in groups
     }
+
+
+# API tokens --------------------------------------------------------------------------------
+
+
+def api_token_list(*, user: Any) -> list[ApiToken]:
+    """A user's tokens, the newest first (revoked and expired ones too, for the record)."""
+    return list(ApiToken.objects.filter(user=user).order_by("-created_at", "-id"))
+
+
+def api_token_get(*, pk: int, user: Any) -> ApiToken:
+    """One of `user`'s tokens (another user's is not found)."""
+    return ApiToken.objects.get(pk=pk, user=user)

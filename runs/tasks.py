@@ -1,7 +1,8 @@
 """Background work on Django's tasks API (django-tasks-db backend): task wrappers only.
 
 Reruns are sent by `rerun_send` on a queue of their own (`reruns`, its own worker), so a
-rerun never waits behind a sync pass.
+rerun never waits behind a sync pass; webhooks by `webhook_send` on theirs (`webhooks`), so
+no sync or rerun ever waits for a webhook's receiver.
 
 Three self-renewing chains, all in runs.services.polling: `sync_cycle` syncs every enabled
 orchestrator that is due, every RUNBOARD_SYNC_INTERVAL seconds; `poll_cycle` refreshes running
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 from django.tasks import task
 
-from runs.services import failure_groups, polling, rerun_delivery
+from runs.services import failure_groups, polling, rerun_delivery, webhooks
 from runs.services.queue import chain_register
 
 RERUN_QUEUE = "reruns"
+WEBHOOK_QUEUE = "webhooks"
 
 
 @task()
@@ -38,6 +40,8 @@ def watch_cycle() -> list[str]:
     restarted = polling.watch_cycle_run()
     if recovered := rerun_delivery.reruns_recover():
         restarted.append(f"{recovered} rerun request(s)")
+    if lost := webhooks.webhooks_recover():
+        restarted.append(f"{lost} webhook delivery(ies)")
     return restarted
 
 
@@ -46,6 +50,13 @@ def rerun_send(request_id: int) -> str | None:
     """Send a recorded rerun call by call and settle it (runs.services.rerun_delivery)."""
     request = rerun_delivery.rerun_deliver(request_id)
     return request.state if request is not None else None
+
+
+@task(queue_name=WEBHOOK_QUEUE)
+def webhook_send(delivery_id: int) -> str | None:
+    """One attempt at a webhook delivery; a failure enqueues the next (runs.services.webhooks)."""
+    delivery = webhooks.webhook_deliver(delivery_id=delivery_id)
+    return delivery.state if delivery is not None else None
 
 
 @task()
@@ -59,6 +70,7 @@ chain_register(polling.WATCH_CHAIN, watch_cycle)
 chain_register(polling.POLL_CHAIN, poll_cycle)
 chain_register(rerun_delivery.RERUN_TASK, rerun_send)
 chain_register(polling.FINGERPRINTS_JOB, fingerprints_refresh)
+chain_register(webhooks.WEBHOOK_TASK, webhook_send)
 
 
 def sync_cycle_ensure() -> bool:

@@ -105,3 +105,41 @@ def make_result(run: Run, **fields: Any) -> ExecutionResult:
         "started_at": run.started_at,
     }
     return ExecutionResult.objects.create(run=run, **{**defaults, **fields})
+
+
+def make_runs(count: int, schedule: Schedule | None = None, **fields: Any) -> list[Run]:
+    """`count` runs of one schedule in one bulk insert, a minute apart, the newest first."""
+    schedule = schedule or make_schedule()
+    now = timezone.now()
+    runs = []
+    for i in range(count):
+        started = now - timedelta(minutes=5 + i)
+        defaults: dict[str, Any] = {
+            "external_id": f"run-{next(_counter)}",
+            "status": Status.PASSED,
+            "started_at": started,
+            "finished_at": started + timedelta(minutes=5),
+            "duration": timedelta(minutes=5),
+        }
+        runs.append(
+            Run(orchestrator=schedule.orchestrator, schedule=schedule, **{**defaults, **fields})
+        )
+    return Run.objects.bulk_create(runs, batch_size=1000)
+
+
+def make_results(run: Run, count: int, **fields: Any) -> list[ExecutionResult]:
+    """`count` results of `run` in one bulk insert, in the orchestrator's order (seq)."""
+    results = [
+        ExecutionResult(
+            run=run,
+            **{
+                "external_id": f"result-{next(_counter)}",
+                "status": Status.PASSED,
+                "started_at": run.started_at,
+                "seq": seq,
+                **fields,
+            },
+        )
+        for seq in range(1, count + 1)
+    ]
+    return ExecutionResult.objects.bulk_create(results, batch_size=1000)

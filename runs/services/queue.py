@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -38,10 +38,14 @@ def chain_register(name: str, task: Task) -> Task:
     return task
 
 
-def task_enqueue(name: str, *args: object) -> str:
-    """Enqueue the task registered as `name` (on its own queue) with these arguments; return
-    the task result's id. Inside a transaction, the task row commits (or not) with the rest."""
-    return _CHAINS[name].enqueue(*args).id
+def task_enqueue(name: str, *args: object, run_after: datetime | None = None) -> str:
+    """Enqueue the task registered as `name` (on its own queue) with these arguments, to run
+    at `run_after` or as soon as possible; return the task result's id. Inside a transaction,
+    the task row commits (or not) with the rest."""
+    task = _CHAINS[name]
+    if run_after is not None:
+        task = task.using(run_after=run_after)
+    return task.enqueue(*args).id
 
 
 def chain_continue(name: str, delay: float) -> bool:

@@ -31,7 +31,7 @@ from runs.orchestrators.base import (
     ProtocolError,
     Unavailable,
 )
-from runs.services import agent_counts, attempts
+from runs.services import agent_counts, attempts, notifications
 from runs.services.revision import revision_bump
 
 OPEN = (RerunState.PENDING, RerunState.SENDING)
@@ -126,6 +126,8 @@ def request_settle(request: RerunRequest, *, token: str | None = None) -> bool:
         )
         if settled:
             revision_bump()
+            # Refused, or its runs over already: rerun.finished (rows only; the worker sends).
+            notifications.rerun_finished_notify(request_ids=[request.pk])
     request.refresh_from_db()
     return bool(settled)
 

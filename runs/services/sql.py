@@ -197,19 +197,22 @@ def _logged(cursor: Any, sql: str) -> contextlib.AbstractContextManager[None]:
     return debug_sql(sql) if debug_sql else contextlib.nullcontext()
 
 
-def failure_groups_upsert(groups: Sequence[tuple[str, int, str, Any, Any]]) -> None:
+def failure_groups_upsert(groups: Sequence[tuple[str, int, str, Any, Any]]) -> dict[str, int]:
     """Insert the failure groups (fingerprint, version, normalized, first, last seen) a batch
     saw, or widen the span they were seen in: one statement (per thousand). The ORM's upsert can only
-    overwrite a column, not keep the earlier of two times (a run synced late may be older)."""
+    overwrite a column, not keep the earlier of two times (a run synced late may be older).
+    Returns {fingerprint: pk} of the groups this made (causes never seen before)."""
+    created: dict[str, int] = {}
     for start in range(0, len(groups), GROUPS_PER_STATEMENT):
-        _failure_groups_upsert(groups[start : start + GROUPS_PER_STATEMENT])
+        created.update(_failure_groups_upsert(groups[start : start + GROUPS_PER_STATEMENT]))
+    return created
 
 
 # Six parameters a group: well under SQLite's limit of 32,766 per statement.
 GROUPS_PER_STATEMENT = 1000
 
 
-def _failure_groups_upsert(groups: Sequence[tuple[str, int, str, Any, Any]]) -> None:
+def _failure_groups_upsert(groups: Sequence[tuple[str, int, str, Any, Any]]) -> dict[str, int]:
     quote = connection.ops.quote_name
     table = quote(FailureGroup._meta.db_table)
     least, greatest = ("LEAST", "GREATEST") if connection.vendor == "postgresql" else ("MIN", "MAX")
@@ -229,6 +232,11 @@ def _failure_groups_upsert(groups: Sequence[tuple[str, int, str, Any, Any]]) -> 
             f"{first} = {least}(COALESCE({table}.{first}, EXCLUDED.{first}), "
             f"COALESCE(EXCLUDED.{first}, {table}.{first})), "
             f"{last} = {greatest}(COALESCE({table}.{last}, EXCLUDED.{last}), "
-            f"COALESCE(EXCLUDED.{last}, {table}.{last}))",
+            f"COALESCE(EXCLUDED.{last}, {table}.{last})) "
+            # An update keeps created_at: a row stamped with this statement's `now` is new.
+            "RETURNING id, fingerprint, created_at",
             params,
         )
+        rows = cursor.fetchall()
+    # SQLite's driver hands the time back parsed (naive): compare it as it was sent.
+    return {fingerprint: pk for pk, fingerprint, at in rows if at == now or when(at) == now}

@@ -48,7 +48,12 @@ def two_causes():
         make_agent(leap.orchestrator, title="win-1"),
         make_agent(ts.orchestrator, title="m-2"),
     ]
-    cases = [make_test_case(leap.orchestrator, title=t) for t in ("Checkout", "Login")]
+    # A case belongs to its orchestrator, as sync stores it.
+    cases = [
+        make_test_case(leap.orchestrator, title="Checkout"),
+        make_test_case(ts.orchestrator, title="Login"),
+    ]
+    login = make_test_case(leap.orchestrator, title="Login")
     for n, (schedule, agent, case) in enumerate(
         zip([leap, ts, leap], [*agents, agents[0]], [*cases, cases[0]], strict=True)
     ):
@@ -58,8 +63,8 @@ def two_causes():
             agent=agent,
             case=case,
         )
-    failing(leap, "Element 'login-button' not found", days_ago=10, case=cases[1])
-    failing(leap, "Element 'logout' not found", days_ago=0.5, case=cases[1])
+    failing(leap, "Element 'login-button' not found", days_ago=10, case=login)
+    failing(leap, "Element 'logout' not found", days_ago=0.5, case=login)
     fingerprints_refresh()
     return SimpleNamespace(leap=leap, ts=ts, agents=agents, cases=cases)
 
@@ -108,8 +113,12 @@ def test_bad_filters_are_ignored_not_errors(viewer_client, two_causes, query):
 def test_a_group_page_shows_its_reach_and_newest_failures(viewer_client, two_causes):
     w = two_causes
     group = FailureGroup.objects.get(normalized__startswith="Timeout")
-    response = viewer_client.get(group.get_absolute_url())
+    with CaptureQueriesContext(connection) as queries:
+        response = viewer_client.get(group.get_absolute_url())
     assert response.status_code == 200
+    # Session, user, its permissions (two), group, examples (their runs' schedules joined,
+    # not one query each), three spreads, the count, mutes, batches: whatever the examples.
+    assert len(queries.captured_queries) <= 12
     detail = response.context["detail"]
     assert detail.total == 3
     assert {row["test_case__title"]: row["n"] for row in detail.cases} == {

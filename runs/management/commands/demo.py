@@ -2,8 +2,9 @@
 
 Migrates, creates the first admin, serves the Leapwork, Conductor and Testsigma emulators on
 loopback (schedules keep starting runs on their own), connects them, starts the background
-workers (one for sync, one for reruns) and the periodic sync, and serves Runboard. Only this command (and `emulate` and the
-tests) ever starts an emulator; the production server never does.
+workers (one for sync, one for reruns, one for webhooks) and the periodic sync, and serves
+Runboard. Only this command (and `emulate` and the tests) ever starts an emulator; the
+production server never does.
 
 The emulated estates live in the data directory beside the database (`<data dir>/emulators/`),
 so a second demo continues the world the database already mirrors; deleting the data
@@ -30,7 +31,7 @@ from runs.models import Run
 from runs.orchestrators.emulation import EmulatorApp, ServedEmulator
 from runs.orchestrators.registry import emulator_class
 from runs.services.orchestrators import ConnectError, orchestrator_connect
-from runs.tasks import RERUN_QUEUE, sync_cycle_ensure
+from runs.tasks import RERUN_QUEUE, WEBHOOK_QUEUE, sync_cycle_ensure
 
 # kind: (name, seed, credential, runs per schedule, seconds per test case)
 DEMO_ORCHESTRATORS = {
@@ -144,8 +145,9 @@ class Command(BaseCommand):
         workers: list[subprocess.Popen] = []
         try:
             self._connect(emulators)
-            # One worker for sync and polling, one for reruns: a rerun never waits on a sync.
-            workers = [_worker(queue) for queue in ("default", RERUN_QUEUE)]
+            # One worker for sync and polling, one for reruns, one for webhooks: a rerun never
+            # waits on a sync, and neither ever waits on a webhook's receiver.
+            workers = [_worker(queue) for queue in ("default", RERUN_QUEUE, WEBHOOK_QUEUE)]
             sync_cycle_ensure()
             self.stdout.write(self.style.SUCCESS(f"Runboard at http://{host}:{port}/"), ending="\n")
             self.stdout.flush()

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from runs.models import Orchestrator, Run
 from runs.orchestrators.base import NotFound, OrchestratorClient, OrchestratorError, RunSnapshot
+from runs.services import notifications
 from runs.services.errors import TrackError
 from runs.services.session import orchestrator_session
 from runs.services.sync.catalog import (
@@ -109,6 +110,8 @@ def _record_outcome(
     Orchestrator.objects.filter(pk=orchestrator.pk).update(**values)
     for name, value in values.items():
         setattr(orchestrator, name, value)
+    if values.get("consecutive_failures") == 1:  # the periodic sync failed after a success
+        notifications.sync_failing_notify(orchestrator=orchestrator, error=report.error, since=now)
 
 
 def _sync(

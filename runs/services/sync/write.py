@@ -22,7 +22,7 @@ from runs.orchestrators.base import (
     Capabilities,
     RunSnapshot,
 )
-from runs.services import agent_counts, attempts, sql
+from runs.services import agent_counts, attempts, notifications, sql
 from runs.services.fingerprints import FINGERPRINT_VERSION, failure_normalize
 from runs.services.revision import revision_bump
 from runs.services.session import orchestrator_client_class
@@ -151,6 +151,7 @@ def _runs_store(
     changed = changes.snapshots
     if not changed:
         return existing
+    was = {run.pk: run.status for run in existing.values()}  # before the write updates them
     schedule_ids = catalog.schedule_ids_ensure(orchestrator, capabilities, changed)
     results = [r for s in changed for r in s.results]
     agent_ids, case_ids = (
@@ -168,9 +169,10 @@ def _runs_store(
     tally = agent_counts.agent_tally(run_pks=counted)
     # Rows this batch made (new runs, new attempts) hold no results yet.
     made = {run.pk for key, run in latest.items() if getattr(existing.get(key), "pk", 0) != run.pk}
-    report.results_written += _results_store(
+    written, causes = _results_store(
         {s.external_id: s for s in changed}, latest, agent_ids, case_ids, new_runs=made
     )
+    report.results_written += written
     # Only runs stored before can hold results gone upstream.
     sql.results_prune(
         [run.pk for run, _ in changes.updates],
@@ -185,6 +187,9 @@ def _runs_store(
         for run in (latest.get(s.external_id) for s in changed)
         if run is not None and run.schedule_id
     )
+    # Webhooks' rows only, in this transaction; nothing here waits for a receiver.
+    stored = [latest[key] for key in keys if key in latest]
+    notifications.runs_stored_notify(orchestrator=orchestrator, runs=stored, was=was, causes=causes)
     return latest
 
 
@@ -290,9 +295,10 @@ def _results_store(
     case_ids: dict[str, int],
     *,
     new_runs: set[int],
-) -> int:
+) -> tuple[int, dict[str, int]]:
     """Upsert the results of the changed runs (COPY and one merge on PostgreSQL); the runs
-    the batch created (`new_runs`) have none stored yet."""
+    the batch created (`new_runs`) have none stored yet. Returns how many were written, and
+    the failure groups this made ({fingerprint: pk})."""
     rows = [
         result_row(r, run_id=run_id, case_ids=case_ids, agent_ids=agent_ids)
         for key, snapshot in changed.items()
@@ -301,8 +307,7 @@ def _results_store(
         for r in snapshot.results
     ]
     written = sql.results_upsert(RESULT_COLUMNS, rows, update=RESULT_FIELDS, new_runs=new_runs)
-    sql.failure_groups_upsert(failure_groups_seen(rows))
-    return written
+    return written, sql.failure_groups_upsert(failure_groups_seen(rows))
 
 
 _FINGERPRINT = RESULT_COLUMNS.index("fingerprint")
