@@ -3,9 +3,9 @@ kill -9 mid-way: no call is sent twice, the call in flight at the kill is reconc
 request ends accepted with all its runs linked.
 
 The workers are the real thing: `manage.py db_worker` processes on the test's own database
-(a file on SQLite, the test database on PostgreSQL), the first on the reruns queue alone, the
-second on both queues, so its watch chain finds the request the dead one held once its lease
-runs out.
+(PostgreSQL's; `database_url` also serves a SQLite file), the first on the reruns queue
+alone, the second on both queues, so its watch chain finds the request the dead one held
+once its lease runs out.
 """
 
 from __future__ import annotations
@@ -85,6 +85,10 @@ def big_run() -> Run:
     return run
 
 
+# Some 100 s of real time (40 calls of 2 s, a lease to run out): on the PostgreSQL pass only,
+# as issue 14 asks of the long crash tests; the short ones (tests/services/
+# test_rerun_delivery.py) take a worker over mid-call on both databases.
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_rerun_worker_killed_mid_way_loses_nothing_and_sends_nothing_twice(settings):
     settings.RUNBOARD_RERUN_LEASE = LEASE

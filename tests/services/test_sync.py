@@ -226,6 +226,11 @@ def test_it_follows_a_run_from_start_to_end_with_all_results():
     assert not run.results.filter(status__in=[Status.QUEUED, Status.RUNNING]).exists()
 
 
+# Seconds of emulated time between two refreshes: a Leapwork run's flows last minutes, so a
+# 2-second step took some 200 refreshes (each reading every run item) to see it through.
+PROGRESS_STEP = {"leapwork": 10}
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_progress_counts_only_finished_results_and_tells_queued_from_running(kind):
     with synced(kind, pace=1.0) as (server, orchestrator):
@@ -235,7 +240,7 @@ def test_progress_counts_only_finished_results_and_tells_queued_from_running(kin
         )
         seen: list[tuple[int, int, int, int]] = []
         for _ in range(200):
-            step_clock(server, 2)
+            step_clock(server, PROGRESS_STEP.get(kind, 2))
             run = run_refresh(run=run)
             unfinished = run.results.filter(status__in=[Status.QUEUED, Status.RUNNING])
             if run.total_count and unfinished.exists():
