@@ -8,7 +8,7 @@ tested without a database; runs.services.sync.write only stores what this decide
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from operator import attrgetter
@@ -152,14 +152,26 @@ RESULT_COLUMNS = (
 )
 
 
+def failure_fingerprints(results: Iterable[ResultSnapshot]) -> dict[tuple[str, str], str]:
+    """{(message, log excerpt): fingerprint} of the failures among `results`, each text
+    hashed once however often it failed."""
+    made: dict[tuple[str, str], str] = {}
+    for r in results:
+        if r.status in FAILURES and (key := (r.message, r.log_excerpt)) not in made:
+            made[key] = failure_fingerprint(*key)[0]
+    return made
+
+
 def result_row(
     result: ResultSnapshot,
     *,
     run_id: int | None,
     case_ids: Mapping[str, int],
     agent_ids: Mapping[str, int],
+    fingerprints: Mapping[tuple[str, str], str] | None = None,
 ) -> tuple[Any, ...]:
-    """The columns of an ExecutionResult from its snapshot, in RESULT_COLUMNS order.
+    """The columns of an ExecutionResult from its snapshot, in RESULT_COLUMNS order; a
+    failure's fingerprint from `fingerprints` (failure_fingerprints) when given.
 
     A tuple, not a dict: sync builds one per result of a batch (tens of thousands), so this
     stays a single expression with nothing done twice.
@@ -168,7 +180,10 @@ def result_row(
     duration = r.duration
     if duration is None and r.finished_at and r.started_at:
         duration = r.finished_at - r.started_at
-    fingerprint = failure_fingerprint(r.message, r.log_excerpt)[0] if r.status in FAILURES else ""
+    fingerprint = ""
+    if r.status in FAILURES:
+        key = (r.message, r.log_excerpt)
+        fingerprint = (fingerprints or {}).get(key) or failure_fingerprint(*key)[0]
     return (
         run_id,
         r.external_id[:200],

@@ -9,6 +9,7 @@ pruning results gone upstream) lives in runs.services.sql.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,11 +32,15 @@ from runs.services.sync.classify import (
     RESULT_COLUMNS,
     Changes,
     changes_classify,
+    failure_fingerprints,
     result_row,
     run_trigger,
     run_values,
     snapshot_fingerprint,
 )
+
+# One thread fingerprints a batch's failures while its writes wait on the database.
+_FINGERPRINTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingerprints")
 
 # Serializes the writes of concurrent passes over one orchestrator (PostgreSQL advisory lock
 # namespace; the other key is the orchestrator's pk).
@@ -152,8 +157,11 @@ def _runs_store(
     if not changed:
         return existing
     was = {run.pk: run.status for run in existing.values()}  # before the write updates them
-    schedule_ids = catalog.schedule_ids_ensure(orchestrator, capabilities, changed)
+    # The failures' fingerprints are pure Python: made on another thread while this one waits
+    # on the database for the catalog and the runs (psycopg lets go of the GIL meanwhile).
     results = [r for s in changed for r in s.results]
+    fingerprinting = _FINGERPRINTER.submit(failure_fingerprints, results)
+    schedule_ids = catalog.schedule_ids_ensure(orchestrator, capabilities, changed)
     agent_ids, case_ids = (
         catalog.agents_ensure(orchestrator, results),
         catalog.cases_upsert(orchestrator, results),
@@ -170,7 +178,12 @@ def _runs_store(
     # Rows this batch made (new runs, new attempts) hold no results yet.
     made = {run.pk for key, run in latest.items() if getattr(existing.get(key), "pk", 0) != run.pk}
     written, causes = _results_store(
-        {s.external_id: s for s in changed}, latest, agent_ids, case_ids, new_runs=made
+        {s.external_id: s for s in changed},
+        latest,
+        agent_ids,
+        case_ids,
+        new_runs=made,
+        fingerprints=fingerprinting.result(),
     )
     report.results_written += written
     # Only runs stored before can hold results gone upstream.
@@ -182,13 +195,9 @@ def _runs_store(
     agent_counts.orchestrator_runs_added(orchestrator.pk, len(made))
     revision_bump()
     _link_parents(orchestrator, changed)
-    _touch_schedules(
-        run.schedule_id
-        for run in (latest.get(s.external_id) for s in changed)
-        if run is not None and run.schedule_id
-    )
-    # Webhooks' rows only, in this transaction; nothing here waits for a receiver.
     stored = [latest[key] for key in keys if key in latest]
+    _touch_schedules(run.schedule_id for run in stored if run.schedule_id)
+    # Webhooks' rows only, in this transaction; nothing here waits for a receiver.
     notifications.runs_stored_notify(orchestrator=orchestrator, runs=stored, was=was, causes=causes)
     return latest
 
@@ -295,12 +304,15 @@ def _results_store(
     case_ids: dict[str, int],
     *,
     new_runs: set[int],
+    fingerprints: dict[tuple[str, str], str],
 ) -> tuple[int, dict[str, int]]:
     """Upsert the results of the changed runs (COPY and one merge on PostgreSQL); the runs
     the batch created (`new_runs`) have none stored yet. Returns how many were written, and
     the failure groups this made ({fingerprint: pk})."""
     rows = [
-        result_row(r, run_id=run_id, case_ids=case_ids, agent_ids=agent_ids)
+        result_row(
+            r, run_id=run_id, case_ids=case_ids, agent_ids=agent_ids, fingerprints=fingerprints
+        )
         for key, snapshot in changed.items()
         if key in latest
         for run_id in (latest[key].pk,)
