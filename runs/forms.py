@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import uuid
@@ -18,7 +19,7 @@ from runs.models import ExecutionResult, Orchestrator, Run, Schedule
 from runs.selectors import ResultCounts
 from runs.services.orchestrators import connection_problems
 from runs.services.reruns import RerunInput, Scope, rerun_capabilities
-from runs.widgets import QuickChoices, QuickSingleChoice
+from runs.widgets import QuickChoices, QuickRadio, QuickSingleChoice
 
 SCOPE_LABELS = {
     Scope.FAILED: "Failed only",
@@ -234,7 +235,7 @@ class SubmissionForm(forms.Form):
 class RerunForm(SubmissionForm):
     """Rerun a run: only the options its orchestrator supports are fields."""
 
-    scope = forms.ChoiceField(widget=forms.RadioSelect, label="What to rerun")
+    scope = forms.ChoiceField(widget=QuickRadio, label="What to rerun")
     where = forms.ChoiceField(
         widget=forms.RadioSelect,
         label="Where",
@@ -282,7 +283,13 @@ class RerunForm(SubmissionForm):
         )
         self._cases_field([r for r in shown if r.status_enum.is_failure])
         if caps.agent_picker:
-            self.fields["agents"].queryset = run.orchestrator.agents.all()
+            agents = self.fields["agents"]
+            agents.queryset = run.orchestrator.agents.all()
+            # Drawn from (id, title) rows: forty agents as model instances cost more than
+            # their query.
+            agents.widget.pairs = functools.cache(
+                lambda: list(agents.queryset.values_list("pk", "title"))
+            )
         else:
             del self.fields["agents"], self.fields["where"]
         self._iteration_fields(counts)
@@ -295,6 +302,15 @@ class RerunForm(SubmissionForm):
             del self.fields["task_input"]
         if caps.variables:
             self.use_variables_editor(initial=_initial_variables(run))
+
+    @property
+    def offers_agents(self) -> bool:
+        """The agent picker is offered (a bound field's truth would draw every choice)."""
+        return "agents" in self.fields
+
+    @property
+    def offers_iterations(self) -> bool:
+        return "iterations" in self.fields
 
     @property
     def picks_one_task(self) -> bool:

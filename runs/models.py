@@ -504,11 +504,19 @@ class FailureGroup(models.Model):
         return reverse("runs:failure_group", args=[self.pk])
 
 
+def mute_in_force(at: datetime | None = None, prefix: str = "") -> Q:
+    """A mute in force at `at` (now): not lifted, and not expired (an expiry needs no rewrite).
+    `prefix` names the mutes from a related model ("mutes__")."""
+    at = at or timezone.now()
+    return Q(**{f"{prefix}lifted_at__isnull": True}) & (
+        Q(**{f"{prefix}until__isnull": True}) | Q(**{f"{prefix}until__gt": at})
+    )
+
+
 class FailureMuteQuerySet(models.QuerySet):
     def active(self, at: datetime | None = None) -> FailureMuteQuerySet:
-        """Mutes in force: not lifted, and not expired (an expiry needs no rewrite)."""
-        at = at or timezone.now()
-        return self.filter(lifted_at__isnull=True).filter(Q(until__isnull=True) | Q(until__gt=at))
+        """Mutes in force."""
+        return self.filter(mute_in_force(at))
 
 
 class FailureMute(models.Model):

@@ -17,6 +17,7 @@ from django.db.models import (
     Count,
     Exists,
     F,
+    FilteredRelation,
     Max,
     Min,
     OuterRef,
@@ -43,6 +44,7 @@ from runs.models import (
     Schedule,
     TestCase,
     Trigger,
+    mute_in_force,
 )
 from runs.status import FAILURES, IN_PROGRESS, Status
 
@@ -297,14 +299,8 @@ def run_list_in_progress(*, limit: int = 50) -> list[Run]:
 
 
 def run_get(*, pk: int) -> Run:
-    return Run.objects.select_related(
-        "orchestrator",
-        "schedule",
-        "rerun_of",
-        "rerun_of__schedule",
-        "rerun_request",
-        "triggered_by",
-    ).get(pk=pk)
+    # What the summary shows; the run it reruns comes with its lineage (run_lineage).
+    return Run.objects.select_related("orchestrator", "schedule", "triggered_by").get(pk=pk)
 
 
 def run_get_for_poll(*, pk: int) -> Run:
@@ -490,20 +486,26 @@ class Lineage:
 
 def run_lineage(*, run: Run) -> Lineage:
     """The run it reruns, the runs that rerun it, and the other attempts of its vendor run:
-    one query for both lists (a later attempt is often a rerun too)."""
+    one query for all three (a later attempt is often a rerun too)."""
     same_vendor_run = Q(orchestrator_id=run.orchestrator_id, external_id=run.external_id)
+    source = Q(pk=run.rerun_of_id) if run.rerun_of_id else Q()
     related = list(
         _runs()
-        .filter(Q(rerun_of=run) | same_vendor_run)
+        .filter(Q(rerun_of=run) | same_vendor_run | source)
         .exclude(pk=run.pk)
-        .order_by("started_at", "id")[: 2 * PAGE_SIZE]
+        .order_by("started_at", "id")[: 2 * PAGE_SIZE + 1]
     )
     reruns = [other for other in related if other.rerun_of_id == run.pk]
     attempts = sorted(
         (other for other in related if other.external_id == run.external_id),
         key=lambda other: (other.attempt, other.pk),
     )
-    return Lineage(source=run.rerun_of, reruns=reruns[:PAGE_SIZE], attempts=attempts[:PAGE_SIZE])
+    found = next((other for other in related if other.pk == run.rerun_of_id), None)
+    return Lineage(
+        source=found if found or not run.rerun_of_id else run.rerun_of,
+        reruns=reruns[:PAGE_SIZE],
+        attempts=attempts[:PAGE_SIZE],
+    )
 
 
 def run_find_by_external_id(*, orchestrator: str, external_id: str) -> Run | None:
@@ -1331,27 +1333,30 @@ def _muted(mutes: Iterable[tuple[str, int | None, int | None]], run: Run, result
 
 
 def failure_causes(*, run: Run, results: Iterable[ExecutionResult]) -> dict[int, FailureCause]:
-    """{result pk: its cause} for the failures among `results` (those a page shows): three
+    """{result pk: its cause} for the failures among `results` (those a page shows): two
     queries, whatever their number."""
     failures = [r for r in results if r.fingerprint]
     if not failures:
         return {}
     fingerprints = {r.fingerprint for r in failures}
-    groups = dict(
-        FailureGroup.objects.filter(fingerprint__in=fingerprints).values_list("fingerprint", "pk")
+    # Each group with its mutes in force (a row per mute; one with none when there is none).
+    rows = (
+        FailureGroup.objects.filter(fingerprint__in=fingerprints)
+        .annotate(live=FilteredRelation("mutes", condition=mute_in_force(prefix="mutes__")))
+        .values_list("fingerprint", "pk", "live__id", "live__schedule_id", "live__agent_id")
     )
+    groups, mutes = {}, []
+    for fingerprint, pk, mute, schedule, agent in rows:
+        groups[fingerprint] = pk
+        if mute is not None:
+            mutes.append((fingerprint, schedule, agent))
     earlier = ExecutionResult.objects.exclude(fingerprint="").filter(
         fingerprint__in=fingerprints,
         test_case_id__in={r.test_case_id for r in failures},
         run__schedule=run.schedule_id,
         run__started_at__lt=run.started_at,
     )
-    known = set(earlier.values_list("fingerprint", "test_case_id").distinct())
-    mutes = list(
-        FailureMute.objects.active()
-        .filter(group__fingerprint__in=fingerprints)
-        .values_list("group__fingerprint", "schedule_id", "agent_id")
-    )
+    known = set(earlier.values_list("fingerprint", "test_case_id").order_by().distinct())
     return {
         r.pk: FailureCause(
             groups[r.fingerprint],

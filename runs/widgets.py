@@ -8,7 +8,6 @@ from typing import Any
 
 from django import forms
 from django.forms.utils import flatatt
-from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 
@@ -42,7 +41,10 @@ class QuickSelect(forms.Select):
 class QuickChoices(forms.CheckboxSelectMultiple):
     """Checkboxes built in Python: the same HTML as `forms.CheckboxSelectMultiple` for flat
     choices, without a template render per choice (a rerun form offers a page of cases and
-    every agent, which otherwise cost more than the run page's queries)."""
+    every agent, which otherwise cost more than the run page's queries). `pairs`, as on
+    QuickSelect, is read instead of `choices` (a model choice's rows as values, not models)."""
+
+    pairs: Callable[[], Iterable[tuple[Any, Any]]] | None = None
 
     def render(
         self, name: str, value: Any, attrs: dict | None = None, renderer: Any = None
@@ -52,28 +54,33 @@ class QuickChoices(forms.CheckboxSelectMultiple):
         # Each input carries the widget's attributes, its id numbered as Django numbers it.
         rest = flatatt({k: v for k, v in final_attrs.items() if k != "id"})
         checked = {str(v) for v in self.format_value(value)}
-        options = format_html_join(
-            "",
-            '<div>\n    <label{}><input type="{}" name="{}" value="{}"{}{}{}>\n {}</label></div>',
-            (
-                (
-                    format_html(' for="{}_{}"', ident, index) if ident else "",
-                    self.input_type,
-                    name,
-                    option,
-                    format_html(' id="{}_{}"', ident, index) if ident else "",
-                    rest,
-                    " checked" if str(option) in checked else "",
-                    label,
-                )
-                for index, (option, label) in enumerate(self.choices)
-            ),
+        kind, field = self.input_type, escape(name)
+        options = "".join(
+            "<div>\n    <label"
+            + (f' for="{escape(ident)}_{index}"' if ident else "")
+            + f'><input type="{kind}" name="{field}" value="{escape(str(option))}"'
+            + (f' id="{escape(ident)}_{index}"' if ident else "")
+            + f"{rest}{' checked' if str(option) in checked else ''}>\n {escape(str(label))}"
+            + "</label></div>"
+            for index, (option, label) in enumerate(self.pairs() if self.pairs else self.choices)
         )
         outer = flatatt({k: v for k, v in (("id", ident), ("class", css)) if v})
-        return format_html("<div{}>{}\n</div>", outer, options)
+        return mark_safe(f"<div{outer}>{options}\n</div>")
 
 
 class QuickSingleChoice(QuickChoices):
     """Radio buttons for a multiple-choice field where exactly one may be picked (a task)."""
 
     input_type = "radio"
+
+
+class QuickRadio(QuickSingleChoice):
+    """Radio buttons for a single choice, drawn as QuickChoices draws (`forms.RadioSelect`
+    renders a template per option); a required choice marks its inputs required."""
+
+    # One value, read as RadioSelect reads it (the checkboxes it draws like read a list).
+    allow_multiple_selected = False
+    value_omitted_from_data = forms.RadioSelect.value_omitted_from_data
+
+    def use_required_attribute(self, initial: Any) -> bool:
+        return not self.is_hidden
