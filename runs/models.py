@@ -324,6 +324,13 @@ class ExecutionResult(models.Model):
                 name="result_failed_started_idx",
                 condition=~Q(fingerprint=""),
             ),
+            # Whether a cause failed these cases before (new or known on a run's page): the
+            # failures of a page's cases, not every result of them.
+            models.Index(
+                fields=["test_case", "fingerprint"],
+                name="result_case_cause_idx",
+                condition=~Q(fingerprint=""),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1332,6 +1332,19 @@ def _muted(mutes: Iterable[tuple[str, int | None, int | None]], run: Run, result
     )
 
 
+def failures_before(
+    run: Run, fingerprints: Iterable[str], case_ids: Iterable[int | None]
+) -> QuerySet[ExecutionResult]:
+    """Failures of these causes on these cases in the run's schedule, in runs started before
+    it: read from the failures of the cases (result_case_cause_idx), not every result."""
+    return ExecutionResult.objects.exclude(fingerprint="").filter(
+        fingerprint__in=fingerprints,
+        test_case_id__in=case_ids,
+        run__schedule=run.schedule_id,
+        run__started_at__lt=run.started_at,
+    )
+
+
 def failure_causes(*, run: Run, results: Iterable[ExecutionResult]) -> dict[int, FailureCause]:
     """{result pk: its cause} for the failures among `results` (those a page shows): two
     queries, whatever their number."""
@@ -1350,13 +1363,12 @@ def failure_causes(*, run: Run, results: Iterable[ExecutionResult]) -> dict[int,
         groups[fingerprint] = pk
         if mute is not None:
             mutes.append((fingerprint, schedule, agent))
-    earlier = ExecutionResult.objects.exclude(fingerprint="").filter(
-        fingerprint__in=fingerprints,
-        test_case_id__in={r.test_case_id for r in failures},
-        run__schedule=run.schedule_id,
-        run__started_at__lt=run.started_at,
+    known = set(
+        failures_before(run, fingerprints, {r.test_case_id for r in failures})
+        .values_list("fingerprint", "test_case_id")
+        .order_by()
+        .distinct()
     )
-    known = set(earlier.values_list("fingerprint", "test_case_id").order_by().distinct())
     return {
         r.pk: FailureCause(
             groups[r.fingerprint],

@@ -29,6 +29,7 @@ def indexes_of(model) -> dict[str, dict]:
         (Schedule, "schedule_title_trgm"),
         (ExecutionResult, "result_run_agent_idx"),
         (ExecutionResult, "result_run_seq_idx"),
+        (ExecutionResult, "result_case_cause_idx"),
     ],
 )
 def test_it_has_each_index_under_its_name_on_every_database(model, name):
@@ -102,3 +103,17 @@ def test_a_test_case_page_reads_its_results_in_order_from_an_index():
         cursor.execute("SET LOCAL enable_bitmapscan = off")
         found = plan(results.order_by(*selectors.RESULT_KEY.ordering())[:31])
     assert "result_case_started_idx" in found and "Sort" not in found, found
+
+
+@pytest.mark.postgres
+def test_whether_a_cause_is_new_is_read_from_the_failures_of_the_cases_shown():
+    schedule = make_schedule()
+    earlier, run = make_run(schedule), make_run(schedule)
+    case = make_test_case(schedule.orchestrator)
+    for source in (earlier, run):
+        make_result(source, test_case=case, status="failed", fingerprint="0123456789abcdef")
+    before = selectors.failures_before(run, ["0123456789abcdef"], [case.pk])
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        found = plan(before.values_list("fingerprint", "test_case_id").order_by().distinct())
+    assert "result_case_cause_idx" in found, found

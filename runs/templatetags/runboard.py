@@ -9,6 +9,7 @@ from django import template
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from runs.status import Status
 
@@ -118,12 +119,10 @@ def utc_time(value: datetime | None, empty: str = "—") -> str:
         return empty
     utc = value.astimezone(UTC)
     text = utc.strftime("%Y-%m-%d %H:%M:%S UTC")
-    return format_html(
-        '<time datetime="{}" title="{}">{}</time>',
-        utc.isoformat().replace("+00:00", "Z"),
-        text,
-        text,
-    )
+    # Digits, dashes and colons only: nothing to escape (format_html per row of a history
+    # costs more than the row's other cells).
+    stamp = utc.isoformat().replace("+00:00", "Z")
+    return mark_safe(f'<time datetime="{stamp}" title="{text}">{text}</time>')
 
 
 @register.simple_tag(takes_context=True)
