@@ -351,26 +351,43 @@ class ResultCounts:
 
 
 def run_result_counts(*, run: Run) -> ResultCounts:
-    """Counts of the run's results per status and per agent, in one grouped query."""
-    rows = (
-        ExecutionResult.objects.filter(run=run)
-        .values("status", "agent_id", "agent__title")
-        .annotate(n=Count("id"), data_driven=Count("id", filter=Q(is_data_driven=True)))
-        .order_by()
-    )
+    """Counts of the run's results per status and per agent: those sync keeps on the run, with
+    its agents' titles (one query of agent rows), else one grouped query of its results."""
+    if run.result_counts is None:
+        rows = list(
+            ExecutionResult.objects.filter(run=run)
+            .values_list("status", "agent_id", "agent__title")
+            .annotate(n=Count("id"), data_driven=Count("id", filter=Q(is_data_driven=True)))
+            .order_by()
+        )
+    else:
+        agent_pks = {agent for _, agent, _, _ in run.result_counts if agent is not None}
+        titles = (
+            dict(Agent.objects.filter(pk__in=agent_pks).values_list("pk", "title"))
+            if agent_pks
+            else {}
+        )
+        rows = [
+            (status, agent, titles.get(agent, ""), n, data_driven)
+            for status, agent, n, data_driven in run.result_counts
+        ]
+    return _result_counts(rows)
+
+
+def _result_counts(rows: Iterable[tuple[str, int | None, str, int, int]]) -> ResultCounts:
     by_status: Counter[str] = Counter()
     agents: dict[int, list[Any]] = {}
     failures = failures_data_driven = 0
-    for row in rows:
-        failed = row["status"] in FAILURE_VALUES
-        by_status[row["status"]] += row["n"]
+    for status, agent_pk, title, n, data_driven in rows:
+        failed = status in FAILURE_VALUES
+        by_status[status] += n
         if failed:
-            failures += row["n"]
-            failures_data_driven += row["data_driven"]
-        if row["agent_id"] is not None:
-            agent = agents.setdefault(row["agent_id"], [row["agent__title"], 0, 0])
-            agent[1] += row["n"]
-            agent[2] += row["n"] if failed else 0
+            failures += n
+            failures_data_driven += data_driven
+        if agent_pk is not None:
+            agent = agents.setdefault(agent_pk, [title, 0, 0])
+            agent[1] += n
+            agent[2] += n if failed else 0
     listed = [AgentCount(pk, *counts) for pk, counts in agents.items()]
     listed.sort(key=lambda agent: (agent.title, agent.pk))
     return ResultCounts(dict(by_status), listed, failures, failures_data_driven)

@@ -1,11 +1,13 @@
 """The counts kept on the rows they describe: each agent's results (runs, results, failures,
-last seen) and each orchestrator's runs, so the pages that show them read rows, not history.
+last seen), each run's results by agent and status, and each orchestrator's runs, so the
+pages that show them read rows, not history (a run page of 10,000 results no longer groups
+them on every request).
 
 Sync keeps them in the same transaction as the results they count, with a fixed number of
-statements per batch: it tallies the batch's runs' results per agent before the write and
-after it, and adds the difference. A run's results are written only by the batch that holds
-the run, and the runs of a batch are disjoint from every other run, so even the distinct-run
-difference is exact.
+statements per batch: it groups the batch's runs' results by run, agent and status before the
+write and after it, adds the difference to the agents and writes each run's groups. A run's
+results are written only by the batch that holds the run, and the runs of a batch are
+disjoint from every other run, so even the distinct-run difference is exact.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
@@ -34,33 +37,71 @@ class Tally:
     last: datetime | None = None
 
 
-def agent_tally(*, run_pks: Collection[int]) -> dict[int, Tally]:
-    """{agent pk: what these runs' results add to it}, in one aggregate over these runs only."""
+# One group of a run's results: (run pk, agent pk or None, status) -> (results, data-driven
+# ones, the newest start).
+Groups = dict[tuple[int, int | None, str], tuple[int, int, datetime | None]]
+
+
+def result_groups(*, run_pks: Collection[int]) -> Groups:
+    """These runs' results grouped by run, agent and status: one aggregate over these runs
+    only, from which both the agents' and the runs' counts are taken."""
     if not run_pks:
         return {}
     rows = (
-        ExecutionResult.objects.filter(run_id__in=list(run_pks), agent_id__isnull=False)
-        .values("agent_id")
+        ExecutionResult.objects.filter(run_id__in=list(run_pks))
+        .values_list("run_id", "agent_id", "status")
         .annotate(
-            runs=Count("run_id", distinct=True),
-            results=Count("id"),
-            failed=Count("id", filter=Q(status__in=FAILURE_VALUES)),
+            n=Count("id"),
+            data_driven=Count("id", filter=Q(is_data_driven=True)),
             last=Max("started_at"),
         )
         .order_by()
     )
-    return {
-        row["agent_id"]: Tally(row["runs"], row["results"], row["failed"], row["last"])
-        for row in rows
-    }
+    return {(run, agent, status): (n, dd, last) for run, agent, status, n, dd, last in rows}
 
 
-def agent_counts_apply(*, run_pks: Collection[int], before: dict[int, Tally]) -> None:
-    """Add to each agent what the write of these runs' results changed since `before` (their
-    `agent_tally` taken before the write): one aggregate and at most one UPDATE."""
+def agent_tally(groups: Groups) -> dict[int, Tally]:
+    """{agent pk: what these groups' results add to it}."""
+    runs: dict[int, set[int]] = {}
+    sums: dict[int, list[Any]] = {}
+    for (run, agent, status), (n, _, last) in groups.items():
+        if agent is None:
+            continue
+        runs.setdefault(agent, set()).add(run)
+        counted = sums.setdefault(agent, [0, 0, None])
+        counted[0] += n
+        counted[1] += n if status in FAILURE_VALUES else 0
+        if last is not None and (counted[2] is None or last > counted[2]):
+            counted[2] = last
+    return {agent: Tally(len(runs[agent]), *sums[agent]) for agent in sums}
+
+
+def run_counts(groups: Groups, run_pks: Collection[int]) -> dict[int, list[list[Any]]]:
+    """{run pk: its Run.result_counts} for these runs (an empty list for a run with none)."""
+    counts: dict[int, list[list[Any]]] = {pk: [] for pk in run_pks}
+    for (run, agent, status), (n, data_driven, _) in sorted(groups.items(), key=_by_key):
+        counts[run].append([status, agent, n, data_driven])
+    return counts
+
+
+def _by_key(item: tuple[tuple[int, int | None, str], Any]) -> tuple[int, int, str]:
+    run, agent, status = item[0]
+    return run, agent or 0, status
+
+
+def counts_apply(*, run_pks: Collection[int], before: Groups) -> None:
+    """Keep the counts of these runs' results that the write just changed: each agent gets
+    the difference from `before` (their result_groups taken before the write), each run its
+    counts anew. One aggregate and at most two UPDATEs."""
     if not run_pks:
         return
-    after = agent_tally(run_pks=run_pks)
+    after = result_groups(run_pks=run_pks)
+    _agents_apply(agent_tally(before), agent_tally(after))
+    kept = [Run(pk=pk, result_counts=rows) for pk, rows in run_counts(after, run_pks).items()]
+    Run.objects.bulk_update(kept, ["result_counts"])
+
+
+def _agents_apply(before: dict[int, Tally], after: dict[int, Tally]) -> None:
     # The agent's newest result, where the batch may have moved it: one index probe each.
     newest = Subquery(
         ExecutionResult.objects.filter(agent_id=OuterRef("pk"), started_at__isnull=False)
@@ -94,10 +135,11 @@ def orchestrator_runs_added(orchestrator_pk: int, added: int) -> None:
 
 
 def agent_counts_rebuild() -> int:
-    """Recount every agent from its results and every orchestrator's runs (a repair): one
-    set-based statement each. Returns the number of agents."""
+    """Recount every agent and every run from its results and every orchestrator's runs (a
+    repair): one set-based statement each. Returns the number of agents."""
     runs = Run.objects.filter(orchestrator=OuterRef("pk")).order_by().values("orchestrator")
     Orchestrator.objects.update(
         run_count=Coalesce(Subquery(runs.annotate(n=Count("pk")).values("n")), 0)
     )
+    sql.run_counts_rebuild()
     return sql.agent_counts_rebuild(failure_statuses=FAILURE_VALUES)

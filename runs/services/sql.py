@@ -2,7 +2,7 @@
 
 Everything else goes through the ORM (bulk_create with update_conflicts for the upserts).
 Here: the advisory lock a sync batch holds, pruning results gone upstream, recounting every
-agent in one statement (agent_counts_rebuild), a batch's results on PostgreSQL, which COPY
+agent in one statement (agent_counts_rebuild) and every run's results (run_counts_rebuild), a batch's results on PostgreSQL, which COPY
 streams (results_upsert), and the failure groups a batch saw (failure_groups_upsert).
 """
 
@@ -18,7 +18,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 from psycopg.types.json import JsonbDumper
 
-from runs.models import Agent, ExecutionResult, FailureGroup
+from runs.models import Agent, ExecutionResult, FailureGroup, Run
 
 
 def advisory_xact_lock(*keys: int) -> None:
@@ -88,6 +88,37 @@ def agent_counts_rebuild(*, failure_statuses: Sequence[str], using: str = DEFAUL
     )
     with db.cursor() as cursor:
         cursor.execute(sql, list(failure_statuses))
+        return cursor.rowcount
+
+
+def run_counts_rebuild(*, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Count every run's results by agent and status anew (Run.result_counts, which sync keeps
+    for the runs it writes): a repair, and the first fill of runs stored before it was kept.
+
+    One UPDATE of every run from one aggregate: the ORM cannot build a JSON array per group.
+    """
+    db = connections[using]
+    runs, results = (
+        (quote := db.ops.quote_name)(Run._meta.db_table),
+        quote(ExecutionResult._meta.db_table),
+    )
+    grouped = (
+        "SELECT agent_id, status, COUNT(*) AS n, "
+        "SUM(CASE WHEN is_data_driven THEN 1 ELSE 0 END) AS dd "
+        f"FROM {results} WHERE run_id = {runs}.id GROUP BY agent_id, status"
+    )
+    if db.vendor == "postgresql":
+        counts = (
+            "SELECT COALESCE(jsonb_agg(jsonb_build_array(status, agent_id, n, dd) "
+            f"ORDER BY COALESCE(agent_id, 0), status), '[]'::jsonb) FROM ({grouped}) g"
+        )
+    else:
+        counts = (
+            "SELECT json_group_array(json_array(status, agent_id, n, dd)) FROM "
+            f"({grouped} ORDER BY COALESCE(agent_id, 0), status) g"
+        )
+    with db.cursor() as cursor:
+        cursor.execute(f"UPDATE {runs} SET result_counts = ({counts})")
         return cursor.rowcount
 
 

@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models import Count, Max, Q
 from django.test.utils import CaptureQueriesContext
 
-from runs.models import Agent, ExecutionResult, Orchestrator
+from runs.models import Agent, ExecutionResult, Orchestrator, Run
 from runs.orchestrators.base import ResultSnapshot, RunSnapshot
 from runs.services.agent_counts import agent_counts_rebuild
 from runs.services.reruns import RerunInput
@@ -46,6 +46,31 @@ def kept() -> dict[str, tuple]:
         )
         for a in Agent.objects.select_related("orchestrator")
     }
+
+
+def run_counts_kept() -> dict[int, list]:
+    """Each run's results by agent and status, as sync keeps them on the run."""
+    return {
+        pk: None if counts is None else in_order(map(tuple, counts))
+        for pk, counts in Run.objects.values_list("pk", "result_counts")
+    }
+
+
+def in_order(groups) -> list:
+    return sorted(groups, key=lambda group: (group[0], group[1] or 0))
+
+
+def run_counts_recounted() -> dict[int, list]:
+    """The same groups, counted from the results."""
+    counted: dict[int, list] = {pk: [] for pk in Run.objects.values_list("pk", flat=True)}
+    rows = (
+        ExecutionResult.objects.values_list("run_id", "status", "agent_id")
+        .annotate(n=Count("id"), dd=Count("id", filter=Q(is_data_driven=True)))
+        .order_by()
+    )
+    for run, *group in rows:
+        counted[run].append(tuple(group))
+    return {pk: in_order(groups) for pk, groups in counted.items()}
 
 
 def runs_kept() -> dict[str, int]:
@@ -111,6 +136,7 @@ def test_it_counts_runs_results_failures_and_the_newest_result_on_first_store(or
     )
     assert kept() == recounted()
     assert kept()["lab/a"] == (2, 3, 2, NOW + timedelta(minutes=9))
+    assert run_counts_kept() == run_counts_recounted()
 
 
 def test_it_follows_statuses_that_change_on_a_later_store(orchestrator):
@@ -124,6 +150,7 @@ def test_it_follows_statuses_that_change_on_a_later_store(orchestrator):
 
     assert kept() == recounted()
     assert kept()["lab/a"] == (1, 2, 1, NOW + timedelta(minutes=30))
+    assert run_counts_kept() == run_counts_recounted()
 
 
 def test_it_forgets_results_pruned_upstream(orchestrator):
@@ -136,6 +163,7 @@ def test_it_forgets_results_pruned_upstream(orchestrator):
     assert kept() == recounted()
     assert kept()["lab/a"] == (2, 2, 0, NOW)  # its newest result (at 9) is gone
     assert kept()["lab/b"] == (0, 0, 0, None)
+    assert run_counts_kept() == run_counts_recounted()
 
 
 def test_it_moves_a_runs_results_from_one_agent_to_another(orchestrator):
@@ -152,6 +180,7 @@ def test_it_moves_a_runs_results_from_one_agent_to_another(orchestrator):
     assert kept() == recounted()
     assert kept()["lab/a"] == (1, 1, 0, NOW - timedelta(hours=2))
     assert kept()["lab/b"] == (1, 2, 1, NOW)
+    assert run_counts_kept() == run_counts_recounted()
 
 
 def test_a_store_that_changes_nothing_writes_no_agent(orchestrator):
@@ -189,6 +218,7 @@ def test_a_batch_needs_no_more_queries_for_ten_times_the_agents_and_results():
 
     assert len(more.captured_queries) <= len(few.captured_queries)
     assert kept() == recounted()
+    assert run_counts_kept() == run_counts_recounted()
 
 
 @pytest.mark.parametrize("kind", ["leapwork", "conductor", "testsigma"])
@@ -204,6 +234,9 @@ def test_the_counts_match_a_recount_after_syncing_an_emulated_history(kind):
     assert ExecutionResult.objects.filter(agent__isnull=False).exists()
     assert kept() == recounted()
     assert runs_kept() == runs_recounted() and runs_kept()[orchestrator.name] > 0
+    # Every run sync stored has its results counted on it, as a recount finds them.
+    assert None not in run_counts_kept().values()
+    assert run_counts_kept() == run_counts_recounted()
 
 
 @pytest.mark.parametrize("kind", ["leapwork", "conductor", "testsigma"])
@@ -233,6 +266,7 @@ def test_the_rebuild_repairs_counts_that_drifted():
     make_result(second, agent=agent)
     Agent.objects.filter(pk=idle.pk).update(run_count=7, result_count=9, failed_count=3)
     Orchestrator.objects.update(run_count=40)
+    Run.objects.filter(pk=first.pk).update(result_counts=[["passed", None, 99, 0]])
 
     agent_counts_rebuild()
 
@@ -241,3 +275,5 @@ def test_the_rebuild_repairs_counts_that_drifted():
     name = first.orchestrator.name
     assert kept()[f"{name}/{agent.external_id}"][:3] == (2, 3, 1)
     assert kept()[f"{name}/{idle.external_id}"] == (0, 0, 0, None)
+    assert run_counts_kept() == run_counts_recounted()
+    assert run_counts_kept()[first.pk] == [("failed", agent.pk, 1, 0), ("passed", agent.pk, 1, 0)]

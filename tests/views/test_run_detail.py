@@ -6,10 +6,13 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from runs.models import ExecutionResult, Run, Trigger
+from runs.services.agent_counts import counts_apply
 from runs.status import Status
 from tests.factories import make_agent, make_result, make_run, make_schedule, make_test_case
 
@@ -363,3 +366,23 @@ def test_it_shows_counts_by_status_and_agent_and_links_all_failures(viewer_clien
     assert f'<a href="?agent={beta.pk}">Agent Beta</a>' in html
     assert html.count("broken-") == 19  # with Checkout total, the first 20 failures
     assert '<a href="?status=failures">All 26 failures →</a>' in html
+
+
+def counts_of(html: str) -> str:
+    return html[html.index('<div id="result-counts"') : html.index("</table>")]
+
+
+def test_a_run_whose_counts_sync_keeps_draws_them_without_grouping_its_results(
+    viewer_client, failed_run
+):
+    url = reverse("runs:detail", args=[failed_run.pk])
+    counted = viewer_client.get(url).content.decode()
+    # Kept as sync keeps them (runs.services.agent_counts), then the same page again.
+    counts_apply(run_pks=[failed_run.pk], before={})
+    assert Run.objects.get(pk=failed_run.pk).result_counts
+    with CaptureQueriesContext(connection) as queries:
+        kept = viewer_client.get(url).content.decode()
+    assert counts_of(kept) == counts_of(counted)
+    assert "Agent Alpha</a></td><td>2</td>" in counts_of(kept)
+    grouped = [q["sql"] for q in queries.captured_queries if "GROUP BY" in q["sql"]]
+    assert not [sql for sql in grouped if "runs_executionresult" in sql], grouped

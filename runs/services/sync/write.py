@@ -171,10 +171,11 @@ def _runs_store(
 
     keys = [s.external_id for s in changed]
     latest = {**existing, **attempts.attempts_latest(orchestrator, keys, is_frozen=False)}
-    # The agents' counts follow the results in this transaction: three statements per batch
-    # (a tally of the batch's runs before the write, one after, one UPDATE of the deltas).
+    # The agents' and runs' counts follow the results in this transaction: four statements
+    # per batch (the batch's runs' results grouped before the write and after it, an UPDATE
+    # of the agents' deltas, one of the runs' counts).
     counted = _counted_runs(changes, latest, keys)
-    tally = agent_counts.agent_tally(run_pks=counted)
+    before = agent_counts.result_groups(run_pks=counted)
     # Rows this batch made (new runs, new attempts) hold no results yet.
     made = {run.pk for key, run in latest.items() if getattr(existing.get(key), "pk", 0) != run.pk}
     written, causes = _results_store(
@@ -191,7 +192,7 @@ def _runs_store(
         [run.pk for run, _ in changes.updates],
         [(run.pk, r.external_id[:200]) for run, s in changes.updates for r in s.results],
     )
-    agent_counts.agent_counts_apply(run_pks=counted, before=tally)
+    agent_counts.counts_apply(run_pks=counted, before=before)
     agent_counts.orchestrator_runs_added(orchestrator.pk, len(made))
     revision_bump()
     _link_parents(orchestrator, changed)
