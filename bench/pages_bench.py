@@ -65,8 +65,11 @@ NEXT_LINK = re.compile(r'href="\?([^"]*after=[^"]+)"')
 
 def pages(client: Client) -> list[tuple[str, str]]:
     """(name, url) of every page the bench times, picked from the data there is."""
-    small = Run.objects.exclude(environment="big").order_by("-started_at").first()
-    big = Run.objects.filter(environment="big").order_by("-started_at").first()
+    # The newest runs that failed, small and big: the pages QA engineers open (and the same
+    # shape of page, with its failures and their causes, at every size of history).
+    failed = Run.objects.filter(failed_count__gt=0).order_by("-started_at")
+    small = failed.exclude(environment="big").first()
+    big = failed.filter(environment="big").first()
     schedule = Schedule.objects.order_by("id").first()
     agent = Agent.objects.order_by("id").first()
     orchestrator = Orchestrator.objects.order_by("id").first()
