@@ -171,9 +171,8 @@ def _runs_store(
 
     keys = [s.external_id for s in changed]
     latest = {**existing, **attempts.attempts_latest(orchestrator, keys, is_frozen=False)}
-    # The agents' and runs' counts follow the results in this transaction: four statements
-    # per batch (the batch's runs' results grouped before the write and after it, an UPDATE
-    # of the agents' deltas, one of the runs' counts).
+    # The agents' and runs' counts follow the results in this transaction: the batch's runs'
+    # results grouped before the write and after it, then two UPDATEs (agent_counts).
     counted = _counted_runs(changes, latest, keys)
     before = agent_counts.result_groups(run_pks=counted)
     # Rows this batch made (new runs, new attempts) hold no results yet.
