@@ -7,7 +7,7 @@ from django import forms
 from django.test.html import parse_html
 
 from runs.models import Orchestrator
-from runs.widgets import QuickChoices, QuickSelect, QuickSingleChoice
+from runs.widgets import QuickChoices, QuickRadio, QuickSelect, QuickSingleChoice
 
 CHOICES = [("", "Any schedule"), ("1", "Checkout <nightly>"), ("2", "Login & signup")]
 
@@ -47,3 +47,33 @@ def test_the_single_choice_draws_radio_buttons_and_checks_the_one_picked():
     html = QuickSingleChoice(choices=CHOICES).render("cases", [2], attrs={"id": "id_cases"})
     assert '<input type="radio" name="cases" value="2" id="id_cases_2" checked>' in html
     assert html.count('type="radio"') == 3 and html.count("checked") == 1
+
+
+@pytest.mark.parametrize("data", [{}, {"scope": "2"}, {"scope": "9"}])
+def test_the_radio_of_one_choice_draws_and_reads_what_django_radios_do(data):
+    def form(widget):
+        class Form(forms.Form):
+            scope = forms.ChoiceField(choices=CHOICES[1:], widget=widget, initial="1")
+
+        return Form(data or None)
+
+    quick, django = form(QuickRadio), form(forms.RadioSelect)
+    assert parse_html(str(quick["scope"])) == parse_html(str(django["scope"]))
+    assert "required" in str(quick["scope"])  # a required choice, as RadioSelect marks it
+    if data:
+        assert quick.is_valid() == django.is_valid()
+        assert quick.cleaned_data == django.cleaned_data
+
+
+def test_the_checkboxes_draw_pairs_read_when_drawn_instead_of_their_choices():
+    read = []
+
+    def pairs():
+        read.append(1)
+        return [(7, "Agent <7>")]
+
+    widget = QuickChoices(choices=[(1, "never drawn")])
+    widget.pairs = pairs
+    html = widget.render("agents", [7], attrs={"id": "id_agents"})
+    assert read == [1] and "never drawn" not in html
+    assert 'value="7" id="id_agents_0" checked>' in html and "Agent &lt;7&gt;" in html
