@@ -198,11 +198,11 @@ class Run(models.Model):
     other_count = models.PositiveIntegerField(default=0)
     # Not finished yet: total = passed + failed + other + queued + running.
     queued_count = models.PositiveIntegerField(default=0)
-    # The results by agent and status, kept by sync with the results (runs.services.
-    # agent_counts): [[status, agent pk or null, results, data-driven ones], …]. None: not
-    # kept (results written otherwise), so the run page counts them.
-    result_counts = models.JSONField(null=True, blank=True, default=None, editable=False)
     running_count = models.PositiveIntegerField(default=0)
+    # Its results by agent and status, which sync keeps with them (runs/services/agent_counts):
+    # [[status, agent pk or null, results, data-driven ones], …]. None: not kept (results
+    # written some other way), so the run page counts them.
+    result_counts = models.JSONField(null=True, blank=True, default=None, editable=False)
     # Testsigma discovery: the run this one derives from, and its plan's newest run.
     parent_external_id = models.CharField(max_length=200, blank=True)
     latest_sibling_id = models.CharField(max_length=200, blank=True)

@@ -2,8 +2,9 @@
 
 Everything else goes through the ORM (bulk_create with update_conflicts for the upserts).
 Here: the advisory lock a sync batch holds, pruning results gone upstream, recounting every
-agent in one statement (agent_counts_rebuild) and every run's results (run_counts_rebuild), a batch's results on PostgreSQL, which COPY
-streams (results_upsert), and the failure groups a batch saw (failure_groups_upsert).
+agent in one statement (agent_counts_rebuild) and every run's results (run_counts_rebuild),
+a batch's results on PostgreSQL, which COPY streams (results_upsert), and the failure groups
+a batch saw (failure_groups_upsert).
 """
 
 from __future__ import annotations
@@ -98,10 +99,8 @@ def run_counts_rebuild(*, using: str = DEFAULT_DB_ALIAS) -> int:
     One UPDATE of every run from one aggregate: the ORM cannot build a JSON array per group.
     """
     db = connections[using]
-    runs, results = (
-        (quote := db.ops.quote_name)(Run._meta.db_table),
-        quote(ExecutionResult._meta.db_table),
-    )
+    quote = db.ops.quote_name
+    runs, results = quote(Run._meta.db_table), quote(ExecutionResult._meta.db_table)
     grouped = (
         "SELECT agent_id, status, COUNT(*) AS n, "
         "SUM(CASE WHEN is_data_driven THEN 1 ELSE 0 END) AS dd "

@@ -55,6 +55,7 @@ def test_a_rerunner_mutes_a_cause_and_the_schedule_stops_failing(client, failing
     assert record.muted_by.username == "ana" and record.reason == "known outage"
     lifted = client.post(f"/failures/{group.pk}/mutes/{record.pk}/lift/")
     assert lifted.status_code == 302 and failing_on_overview(client, schedule)
+    assert "muted-badge" not in client.get(run.get_absolute_url()).content.decode()
     record.refresh_from_db()
     assert record.lifted_by.username == "ana" and record.lifted_at is not None
     page = client.get(group.get_absolute_url()).content.decode()
@@ -62,7 +63,7 @@ def test_a_rerunner_mutes_a_cause_and_the_schedule_stops_failing(client, failing
 
 
 def test_a_mute_for_another_schedule_or_agent_leaves_this_one_failing(client, failing_schedule):
-    schedule, agent, _run, group = failing_schedule
+    schedule, agent, run, group = failing_schedule
     client.force_login(make_user("ana", rerunner=True))
     elsewhere = make_schedule(schedule.orchestrator)
     other_agent = make_agent(schedule.orchestrator, title="mac-2")
@@ -71,6 +72,7 @@ def test_a_mute_for_another_schedule_or_agent_leaves_this_one_failing(client, fa
     FailureMute.objects.create(group=group, schedule=elsewhere, reason="x")
     FailureMute.objects.create(group=group, agent=other_agent, reason="x")
     assert failing_on_overview(client, schedule)
+    assert "muted-badge" not in client.get(run.get_absolute_url()).content.decode()
     assert mute(client, group, schedule=schedule.pk, agent=agent.pk).status_code == 302
     assert not failing_on_overview(client, schedule)
 
