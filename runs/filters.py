@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -12,7 +10,7 @@ from django.core.validators import MaxValueValidator
 
 from runs.models import Agent, Orchestrator, Schedule, Trigger
 from runs.status import Status
-from runs.widgets import QuickSelect
+from runs.widgets import QuickSelect, model_pairs
 
 RUN_SORTS = [
     ("", "Newest first"),  # the default, "-started", stays out of the URL
@@ -25,24 +23,11 @@ FAILURES_CHOICE = "failures"
 LAST_DAY = date.max - timedelta(days=1)
 
 
-def _pairs(field: forms.ModelChoiceField, label: str) -> Callable[[], list[tuple[Any, str]]]:
-    """A model choice's options as (value, label) pairs, read when the widget is drawn (never
-    for a fragment that leaves the form out): hundreds of schedules and agents built as model
-    instances cost more than the history's own query."""
-    value = field.to_field_name or "pk"
-
-    @functools.cache  # read once per form: the required check and the drawing both look
-    def pairs() -> list[tuple[Any, str]]:
-        return [("", field.empty_label), *field.queryset.values_list(value, label)]
-
-    return pairs
-
-
 def _places_on_demand(form: forms.Form) -> None:
     """The orchestrator, schedule and agent options of `form`, read only when drawn."""
     for name, label in (("orchestrator", "name"), ("schedule", "title"), ("agent", "title")):
         field = form.fields[name]
-        field.widget.pairs = _pairs(field, label)
+        field.widget.pairs = model_pairs(field, label)
 
 
 class RunFilterForm(forms.Form):

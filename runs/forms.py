@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import uuid
@@ -19,7 +18,7 @@ from runs.models import ExecutionResult, Orchestrator, Run, Schedule
 from runs.selectors import ResultCounts
 from runs.services.orchestrators import connection_problems
 from runs.services.reruns import RerunInput, Scope, rerun_capabilities
-from runs.widgets import QuickChoices, QuickRadio, QuickSingleChoice
+from runs.widgets import QuickChoices, QuickRadio, QuickSingleChoice, model_pairs
 
 SCOPE_LABELS = {
     Scope.FAILED: "Failed only",
@@ -285,11 +284,7 @@ class RerunForm(SubmissionForm):
         if caps.agent_picker:
             agents = self.fields["agents"]
             agents.queryset = run.orchestrator.agents.all()
-            # Drawn from (id, title) rows: forty agents as model instances cost more than
-            # their query.
-            agents.widget.pairs = functools.cache(
-                lambda: list(agents.queryset.values_list("pk", "title"))
-            )
+            agents.widget.pairs = model_pairs(agents, "title")
         else:
             del self.fields["agents"], self.fields["where"]
         self._iteration_fields(counts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from html import escape
 from typing import Any
@@ -9,6 +10,21 @@ from typing import Any
 from django import forms
 from django.forms.utils import flatatt
 from django.utils.safestring import SafeString, mark_safe
+
+
+def model_pairs(field: forms.ModelChoiceField, label: str) -> Callable[[], list[tuple[Any, str]]]:
+    """A model choice's options as (value, label) pairs, for QuickSelect's or QuickChoices'
+    `pairs`: read when the widget is drawn (never for a fragment that leaves the form out),
+    as rows, not model instances (hundreds of schedules or forty agents built as instances
+    cost more than the page's own query); with the empty option when the field has one."""
+    value = field.to_field_name or "pk"
+
+    @functools.cache  # read once per form: the required check and the drawing both look
+    def pairs() -> list[tuple[Any, str]]:
+        empty = [] if field.empty_label is None else [("", field.empty_label)]
+        return [*empty, *field.queryset.values_list(value, label)]
+
+    return pairs
 
 
 class QuickSelect(forms.Select):

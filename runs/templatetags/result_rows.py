@@ -12,11 +12,10 @@ from django import template
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.text import Truncator
 
 from runs.models import ExecutionResult
 from runs.selectors import AgentCount, FailureCause
-from runs.templatetags.runboard import humanize_duration, status_badge
+from runs.templatetags.runboard import humanize_duration, status_badge, truncated
 
 register = template.Library()
 
@@ -120,9 +119,7 @@ def _details(result: ExecutionResult) -> str:
             format_html(
                 '<p class="{}">{}</p>',
                 "failure-message" if failure else "result-message",
-                message
-                if len(message) <= MESSAGE_SHOWN
-                else Truncator(message).chars(MESSAGE_SHOWN),
+                truncated(message, MESSAGE_SHOWN),
             )
         )
     long = len(message) > MESSAGE_SHOWN

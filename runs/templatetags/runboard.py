@@ -10,6 +10,7 @@ from django.http import QueryDict
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 
 from runs.status import Status
 
@@ -110,6 +111,12 @@ def status_badge(status: Any, vendor_status: str = "") -> str:
         STATUS_ICONS[normalized],
         normalized.label,
     )
+
+
+def truncated(text: str, length: int) -> str:
+    """`text` cut to `length` characters with an ellipsis, as truncatechars does; a Truncator
+    is made only for a text that is longer (one per row of a page costs more than the row)."""
+    return text if len(text) <= length else Truncator(text).chars(length)
 
 
 @register.simple_tag
