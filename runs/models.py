@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from runs.indexes import DescendingNullsLastIndex, TrigramIndex
-from runs.status import Status
+from runs.status import FAILURE_VALUES, Status
 
 
 class OrchestratorKind(models.TextChoices):
@@ -310,6 +310,12 @@ class ExecutionResult(models.Model):
             models.Index(fields=["run", "status"], name="result_run_status_idx"),
             # A run's page walks its results by (seq, id), a page at a time, at any run size.
             models.Index(fields=["run", "seq", "id"], name="result_run_seq_idx"),
+            # ...and its failures first, the same way: a few in a run of thousands of passes.
+            models.Index(
+                fields=["run", "seq", "id"],
+                name="result_run_failure_seq_idx",
+                condition=Q(status__in=FAILURE_VALUES),
+            ),
             # The history filtered by agent asks, run by run, whether the agent ran any of it.
             models.Index(fields=["run", "agent"], name="result_run_agent_idx"),
             # The test case page: its results, newest first, a page by key.

@@ -46,13 +46,12 @@ from runs.models import (
     Trigger,
     mute_in_force,
 )
-from runs.status import FAILURES, IN_PROGRESS, Status
+from runs.status import FAILURE_VALUES, IN_PROGRESS, Status
 
 PAGE_SIZE = 50
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The range of a bigint column (ids; durations in microseconds on SQLite).
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
-FAILURE_VALUES = [status.value for status in FAILURES]
 IN_PROGRESS_VALUES = [status.value for status in IN_PROGRESS]
 
 

@@ -9,6 +9,7 @@ from django.db import connection, transaction
 
 from runs import selectors
 from runs.models import ExecutionResult, Run, Schedule
+from runs.status import FAILURE_VALUES
 from tests.factories import make_result, make_run, make_schedule, make_test_case
 
 pytestmark = pytest.mark.django_db
@@ -30,6 +31,7 @@ def indexes_of(model) -> dict[str, dict]:
         (ExecutionResult, "result_run_agent_idx"),
         (ExecutionResult, "result_run_seq_idx"),
         (ExecutionResult, "result_case_cause_idx"),
+        (ExecutionResult, "result_run_failure_seq_idx"),
     ],
 )
 def test_it_has_each_index_under_its_name_on_every_database(model, name):
@@ -117,3 +119,18 @@ def test_whether_a_cause_is_new_is_read_from_the_failures_of_the_cases_shown():
         cursor.execute("SET LOCAL enable_seqscan = off")
         found = plan(before.values_list("fingerprint", "test_case_id").order_by().distinct())
     assert "result_case_cause_idx" in found, found
+
+
+@pytest.mark.postgres
+def test_a_run_page_reads_its_failures_in_order_from_the_failures_index():
+    """The failures shown apart (and the failures filter's pages) walk an index of the run's
+    failures alone: not every result of the run filtered, nor all its failures sorted."""
+    run = make_run()
+    for status in ("passed", "failed", "error", "passed"):
+        make_result(run, status=status)
+    failures = ExecutionResult.objects.filter(run=run, status__in=FAILURE_VALUES)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        found = plan(failures.order_by(*selectors.SEQ_KEY.ordering())[:21])
+    assert "result_run_failure_seq_idx" in found and "Sort" not in found, found

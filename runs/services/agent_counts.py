@@ -22,9 +22,7 @@ from django.db.models.functions import Coalesce
 
 from runs.models import Agent, ExecutionResult, Orchestrator, Run
 from runs.services import sql
-from runs.status import FAILURES
-
-FAILURE_VALUES = sorted(status.value for status in FAILURES)
+from runs.status import FAILURE_VALUES
 
 
 @dataclass(frozen=True)
