@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from django.template import Context, Template
 from django.test import RequestFactory
 
+from runs.templatetags.failures import sparkline
 from runs.templatetags.runboard import humanize_duration, run_duration, status_badge, utc_time
 
 
@@ -81,3 +82,16 @@ def test_result_rows_escape_what_the_orchestrator_sent_and_fold_long_messages(db
     html = result_rows([plain], run)
     assert "&lt;b&gt;" in html and 'name="cases"' not in html
     assert '<p class="result-message">ok</p>' in html and '<td class="nowrap">—</td>' in html
+
+
+def test_a_sparkline_draws_a_bar_per_day_scaled_to_the_busiest():
+    html = sparkline([0, 2, 1])
+    assert html == (
+        '<svg class="sparkline" width="12" height="20" viewBox="0 0 12 20" role="img" '
+        'aria-label="3 failures over 3 days">'
+        '<rect x="0" y="20" width="3" height="0"><title>0 failures</title></rect>'
+        '<rect x="4" y="0" width="3" height="20"><title>2 failures</title></rect>'
+        '<rect x="8" y="10" width="3" height="10"><title>1 failure</title></rect></svg>'
+    )
+    # A day with any failure shows, however busy the busiest day.
+    assert '<rect x="0" y="19" width="3" height="1">' in sparkline([1, 500])
