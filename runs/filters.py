@@ -61,7 +61,11 @@ class RunFilterForm(forms.Form):
     trigger = forms.ChoiceField(
         widget=QuickSelect, required=False, choices=[("", "Any trigger"), *Trigger.choices]
     )
-    build = forms.CharField(required=False, max_length=200)
+    build = forms.CharField(
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(attrs={"placeholder": "Starts with…"}),
+    )
     date_from = forms.DateField(
         required=False,
         label="From",

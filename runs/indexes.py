@@ -15,14 +15,12 @@ from django.db.models import F
 from django.db.models.functions import Upper
 
 
-class TrigramIndex(GinIndex):
-    """A pg_trgm GIN index on UPPER(field): what `icontains` compiles to on PostgreSQL, so a
-    search for any substring reads the index. Elsewhere a plain index on the same expression
-    (SQLite has no GIN; its LIKE scans, which is fast enough at its sizes)."""
+class _UpperOnPostgres:
+    """An index on UPPER(field) with a PostgreSQL operator class (what `icontains` and
+    `istartswith` compile to there), and a plain index on the same expression elsewhere."""
 
-    def __init__(self, *, field: str, name: str) -> None:
-        self.field = field
-        super().__init__(OpClass(Upper(field), name="gin_trgm_ops"), name=name)
+    field: str
+    name: str
 
     def deconstruct(self) -> tuple[str, tuple, dict[str, Any]]:
         return f"{__name__}.{type(self).__name__}", (), {"field": self.field, "name": self.name}
@@ -32,6 +30,26 @@ class TrigramIndex(GinIndex):
             return super().create_sql(model, schema_editor, using=using, **kwargs)
         plain = models.Index(Upper(self.field), name=self.name)
         return plain.create_sql(model, schema_editor, **kwargs)
+
+
+class TrigramIndex(_UpperOnPostgres, GinIndex):
+    """A pg_trgm GIN index on UPPER(field): a search for any substring reads the index.
+    Elsewhere a plain index on the same expression (SQLite has no GIN; its LIKE scans, which is
+    fast enough at its sizes)."""
+
+    def __init__(self, *, field: str, name: str) -> None:
+        self.field = field
+        super().__init__(OpClass(Upper(field), name="gin_trgm_ops"), name=name)
+
+
+class PrefixIndex(_UpperOnPostgres, models.Index):
+    """A B-tree on UPPER(field) in pattern order: a search for a start (`istartswith`) reads
+    the range of keys that begin with it. A trigram index answers a start too, but slowly when
+    the text is made of trigrams most rows share ("build-10…" in every run's build)."""
+
+    def __init__(self, *, field: str, name: str) -> None:
+        self.field = field
+        super().__init__(OpClass(Upper(field), name="text_pattern_ops"), name=name)
 
 
 class DescendingNullsLastIndex(models.Index):

@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from runs.indexes import DescendingNullsLastIndex, TrigramIndex
+from runs.indexes import DescendingNullsLastIndex, PrefixIndex, TrigramIndex
 from runs.status import FAILURE_VALUES, Status
 
 
@@ -231,6 +231,8 @@ class Run(models.Model):
             DescendingNullsLastIndex(field="duration", name="run_duration_desc_idx"),
             TrigramIndex(field="external_id", name="run_external_trgm"),
             TrigramIndex(field="build", name="run_build_trgm"),
+            # The build filter: builds that start with what was typed ("2.0" finds 2.0.1).
+            PrefixIndex(field="build", name="run_build_prefix_idx"),
             models.Index(fields=["trigger", "-started_at", "-id"], name="run_trigger_idx"),
         ]
 

@@ -229,7 +229,9 @@ def run_filter(queryset: QuerySet[Run], *, filters: dict[str, Any]) -> QuerySet[
     if trigger := filters.get("trigger"):
         queryset = queryset.filter(trigger=trigger)
     if build := filters.get("build"):
-        queryset = queryset.filter(build__icontains=build)
+        # A build and the builds it leads ("2.0" keeps 2.0 and 2.0.1, not 12.0): a range of
+        # run_build_prefix_idx, however common its characters. Search matches inside builds.
+        queryset = queryset.filter(build__istartswith=build)
     if date_from := filters.get("date_from"):
         queryset = queryset.filter(started_at__gte=_day_start(date_from))
     if date_to := filters.get("date_to"):

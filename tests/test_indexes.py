@@ -68,6 +68,35 @@ def test_it_searches_runs_through_the_trigram_indexes():
 
 
 @pytest.mark.postgres
+def test_the_build_filter_reads_a_range_of_the_prefix_index():
+    """Not the trigram index: its lists for trigrams every build shares ("BUI", "LD-") are as
+    long as the history."""
+    make_run(build="build-100")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        found = plan(selectors.run_filter(Run.objects.all(), filters={"build": "Build-10"}))
+    assert "run_build_prefix_idx" in found and "run_build_trgm" not in found, found
+    assert "'BUILD-10'::text" in found and "'BUILD-11'::text" in found, found  # the range
+
+
+@pytest.mark.parametrize(
+    ("typed", "found"),
+    [
+        ("2.0", ["2.0", "2.0.1", "2.0-RC"]),
+        ("2.0.", ["2.0.1"]),
+        ("2.0-rc", ["2.0-RC"]),
+        ("0.1", []),
+        ("2_", ["2_0"]),
+    ],
+)
+def test_the_build_filter_keeps_the_builds_that_start_with_it_in_any_case(typed, found):
+    for build in ("2.0", "2.0.1", "2.0-RC", "12.0.1", "2_0"):
+        make_run(build=build)
+    runs = selectors.run_history(filters={"build": typed}).items
+    assert sorted(run.build for run in runs) == sorted(found)
+
+
+@pytest.mark.postgres
 @pytest.mark.parametrize("sort", ["-duration", "duration"])
 def test_it_sorts_by_duration_from_an_index_both_ways(sort):
     schedule = make_schedule()
