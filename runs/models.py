@@ -336,6 +336,13 @@ class ExecutionResult(models.Model):
                 name="result_failed_started_idx",
                 condition=~Q(fingerprint=""),
             ),
+            # ...and one agent's in a window (the failures page filtered by agent), which
+            # otherwise ANDs the agent's results with every failure of the history.
+            models.Index(
+                fields=["agent", "-started_at"],
+                name="result_agent_failed_idx",
+                condition=~Q(fingerprint=""),
+            ),
             # Whether a cause failed these cases before (new or known on a run's page): the
             # failures of a page's cases, not every result of them.
             models.Index(

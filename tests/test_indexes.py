@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import Count
 
 from runs import selectors
 from runs.models import ExecutionResult, Run, Schedule
@@ -163,3 +164,19 @@ def test_a_run_page_reads_its_failures_in_order_from_the_failures_index():
         cursor.execute("SET LOCAL enable_bitmapscan = off")
         found = plan(failures.order_by(*selectors.SEQ_KEY.ordering())[:21])
     assert "result_run_failure_seq_idx" in found and "Sort" not in found, found
+
+
+@pytest.mark.postgres
+def test_one_agents_failures_in_a_window_are_read_from_its_failures_index():
+    """Not the agent's every result ANDed with every failure of the history."""
+    run = make_run()
+    case = make_test_case(run.orchestrator)
+    make_result(run, test_case=case, status="failed", fingerprint="0123456789abcdef")
+    since = run.started_at - timedelta(days=30)
+    failures = ExecutionResult.objects.exclude(fingerprint="").filter(
+        agent=1, started_at__gte=since
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        found = plan(failures.values("fingerprint").annotate(n=Count("id")).order_by())
+    assert "result_agent_failed_idx" in found and "result_case_cause_idx" not in found, found

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpRequest
 from django_htmx.middleware import HtmxDetails
@@ -23,6 +26,21 @@ def is_fragment(request: HtmxHttpRequest) -> bool:
 
 def cursor(request: HttpRequest) -> dict[str, str]:
     return {"after": request.GET.get("after", ""), "before": request.GET.get("before", "")}
+
+
+def query_digest(request: HttpRequest) -> str:
+    """The request's query string, short and safe for a cache key."""
+    return hashlib.blake2b(request.GET.urlencode().encode(), digest_size=16).hexdigest()
+
+
+def drawn_once(key: str, draw: Callable[[], str]) -> str:
+    """HTML cached under `key` (which names every revision it shows), drawn on a miss. A
+    cached part also expires after RUNBOARD_PAGE_CACHE_SECONDS (runs.services.revision)."""
+    html = cache.get(key)
+    if html is None:
+        html = draw()
+        cache.set(key, html, settings.RUNBOARD_PAGE_CACHE_SECONDS)
+    return html
 
 
 def int_param(request: HttpRequest, name: str) -> int | None:

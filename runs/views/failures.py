@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from runs import selectors
@@ -19,7 +20,8 @@ from runs.models import FailureGroup
 from runs.services.cause_reruns import CausePlanChanged, cause_rerun_plan, cause_rerun_send
 from runs.services.mutes import PERMISSION, failure_mute, failure_unmute
 from runs.services.reruns import PERMISSION as RERUN_PERMISSION
-from runs.views.common import HtmxHttpRequest, get_or_404
+from runs.services.revision import revision_get
+from runs.views.common import HtmxHttpRequest, drawn_once, get_or_404, query_digest
 
 # Reruns of a cause shown in full in its preview; the rest are counted.
 PREVIEW_SHOWN = 5
@@ -29,7 +31,14 @@ def failure_groups(request: HtmxHttpRequest) -> HttpResponse:
     form = FailureFilterForm(request.GET)
     form.is_valid()
     groups = selectors.failure_groups(days=form.days, filters=form.filters())
-    context = {"form": form, "groups": groups, "days": form.days}
+    # The filters offer every orchestrator, schedule and agent: drawn once per revision of
+    # them (and query string), as the history's are.
+    _history, catalog = revision_get()
+    filters = drawn_once(
+        f"page:failures:filters:{catalog}:{query_digest(request)}",
+        lambda: render_to_string("runs/failure_groups.html#filters", {"form": form}),
+    )
+    context = {"filters": filters, "form": form, "groups": groups, "days": form.days}
     return render(request, "runs/failure_groups.html", context)
 
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
-from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -16,7 +12,14 @@ from runs import selectors
 from runs.filters import RunFilterForm
 from runs.services.polling import run_refresh_if_stale
 from runs.services.revision import revision_get
-from runs.views.common import HtmxHttpRequest, cursor, get_or_404, is_fragment
+from runs.views.common import (
+    HtmxHttpRequest,
+    cursor,
+    drawn_once,
+    get_or_404,
+    is_fragment,
+    query_digest,
+)
 
 
 def overview(request: HtmxHttpRequest) -> HttpResponse:
@@ -29,11 +32,10 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
     same URL, so they are drawn once per revision of the history and served again from the
     cache; only the frame around them (the user's name, the CSRF token) is drawn each time."""
     history, catalog = revision_get()
-    query = hashlib.blake2b(request.GET.urlencode().encode(), digest_size=16).hexdigest()
+    query = query_digest(request)
     part = "run-table" if is_fragment(request) else "history"
-    key = f"page:run-list:{part}:{history}:{query}"
-    html = cache.get(key)
-    if html is None:
+
+    def draw() -> str:
         form = RunFilterForm(request.GET)
         form.is_valid()
         page = selectors.run_history(filters=form.filters(), sort=form.sort_key, **cursor(request))
@@ -41,13 +43,13 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
         context = {"form": form, "page": page, "sort": form.sort_key, "request": request}
         if part == "history":
             # The filters offer every schedule and agent: drawn once per catalog revision.
-            filters_key = f"page:run-list:filters:{catalog}:{query}"
-            context["filters"] = cache.get(filters_key)
-            if context["filters"] is None:
-                context["filters"] = render_to_string("runs/run_list.html#filters", context)
-                cache.set(filters_key, context["filters"], settings.RUNBOARD_PAGE_CACHE_SECONDS)
-        html = render_to_string(f"runs/run_list.html#{part}", context)
-        cache.set(key, html, settings.RUNBOARD_PAGE_CACHE_SECONDS)
+            context["filters"] = drawn_once(
+                f"page:run-list:filters:{catalog}:{query}",
+                lambda: render_to_string("runs/run_list.html#filters", context),
+            )
+        return render_to_string(f"runs/run_list.html#{part}", context)
+
+    html = drawn_once(f"page:run-list:{part}:{history}:{query}", draw)
     if part == "run-table":
         return HttpResponse(html)
     return render(request, "runs/run_list.html", {"history": html})
