@@ -1124,8 +1124,8 @@ def failure_groups(
 ) -> list[FailureGroupSummary]:
     """The causes of the failures of the last `days` days, the widest reaching first (by
     failures, then the newest): two grouped queries over the window's failures (an index on
-    failures alone by start), one for the groups and one for their mutes, whatever the
-    history's length. `filters` may also ask for the causes first seen in the window
+    failures alone by start), one for the groups with their mutes, whatever the history's
+    length. `filters` may also ask for the causes first seen in the window
     (status "new"), before it ("known"), or muted."""
     now = now or datetime.now(UTC)
     today = now.date()
@@ -1146,20 +1146,19 @@ def failure_groups(
         .order_by("-results", "-last_at", "fingerprint")[:FAILURE_GROUPS_SHOWN]
     )
     fingerprints = [row["fingerprint"] for row in rows]
-    groups = FailureGroup.objects.in_bulk(fingerprints, field_name="fingerprint")
-    per_day = _per_day(failures, fingerprints, start, days)
-    muted = set(
-        FailureMute.objects.active(now)
-        .filter(group__in=list(groups.values()))
-        .values_list("group_id", flat=True)
+    # Each group with whether a mute in force covers it anywhere: one query.
+    in_force = FailureMute.objects.active(now).filter(group=OuterRef("pk"))
+    groups = FailureGroup.objects.annotate(muted=Exists(in_force)).in_bulk(
+        fingerprints, field_name="fingerprint"
     )
+    per_day = _per_day(failures, fingerprints, start, days)
     reruns = _rerun_outcomes(failures, fingerprints, start)
     return [
         FailureGroupSummary(
             group=groups[row.pop("fingerprint")],
             per_day=per_day[fp],
             window_start=start,
-            muted=groups[fp].pk in muted,
+            muted=groups[fp].muted,
             **reruns.get(fp, {}),
             **row,
         )
