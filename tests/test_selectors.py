@@ -9,6 +9,7 @@ import pytest
 from runs import selectors
 from runs.models import ExecutionResult, Run, Trigger
 from runs.selectors import RUN_SORT_KEYS, SortKey
+from runs.services.failure_groups import fingerprints_refresh
 from runs.status import Status
 from tests.factories import make_agent, make_result, make_run, make_schedule, make_test_case
 
@@ -296,3 +297,20 @@ def test_schedule_trend_reads_rerun_chains_in_a_fixed_number_of_queries(
         trend = selectors.schedule_trend(schedule=schedule)
     assert len(trend) == 12
     assert all((p.rate, p.rate_after_reruns, p.reruns) == (0.0, 1.0, 3) for p in trend)
+
+
+def test_the_failures_per_day_count_each_day_of_the_window_from_midnight_utc():
+    now = datetime(2026, 3, 10, 15, tzinfo=UTC)
+    run = make_run(started_at=datetime(2026, 3, 3, tzinfo=UTC))
+    for at in (
+        datetime(2026, 3, 3, 23, 59, 59, tzinfo=UTC),  # the day before a 7-day window
+        datetime(2026, 3, 4, tzinfo=UTC),  # its first day, from midnight
+        datetime(2026, 3, 4, 12, tzinfo=UTC),
+        datetime(2026, 3, 9, 23, 59, 59, tzinfo=UTC),
+        datetime(2026, 3, 10, tzinfo=UTC),  # today
+    ):
+        make_result(run, status=Status.FAILED, message="Timeout after 30s", started_at=at)
+    fingerprints_refresh()
+    [group] = selectors.failure_groups(days=7, now=now)
+    assert group.per_day == [2, 0, 0, 0, 0, 1, 1]
+    assert group.results == 4
