@@ -48,9 +48,14 @@ def test_results_keep_no_single_column_index_a_composite_one_leads_with():
     assert not single & {("run_id",), ("test_case_id",), ("agent_id",)}
 
 
-def plan(queryset) -> str:
+def plan(queryset, *off: str) -> str:
+    """PostgreSQL's plan for the queryset, with the planner's `off` methods ("seqscan",
+    "bitmapscan", ...) forbidden: on tables this small a scan is cheapest, so forbidding it
+    shows which indexes can answer the query."""
     sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        for method in off:
+            cursor.execute(f"SET LOCAL enable_{method} = off")
         cursor.execute("EXPLAIN " + sql, params)
         return "\n".join(row[0] for row in cursor.fetchall())
 
@@ -59,12 +64,11 @@ def plan(queryset) -> str:
 def test_it_searches_runs_through_the_trigram_indexes():
     assert indexes_of(Run)["run_external_trgm"]["type"] == "gin"
     make_run(external_id="run-4242", build="build-7")
-    with transaction.atomic(), connection.cursor() as cursor:
-        # On a table this small a scan is cheapest, or walking the history's order; forbid
-        # both to see which indexes can answer the search itself.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_indexscan = off")
-        found = plan(selectors.run_filter(Run.objects.all(), filters={"q": "un-42"}))
+    # On a table this small a scan is cheapest, or walking the history's order; forbid
+    # both to see which indexes can answer the search itself.
+    found = plan(
+        selectors.run_filter(Run.objects.all(), filters={"q": "un-42"}), "seqscan", "indexscan"
+    )
     assert "run_external_trgm" in found and "run_build_trgm" in found
 
 
@@ -73,9 +77,7 @@ def test_the_build_filter_reads_a_range_of_the_prefix_index():
     """Not the trigram index: its lists for trigrams every build shares ("BUI", "LD-") are as
     long as the history."""
     make_run(build="build-100")
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        found = plan(selectors.run_filter(Run.objects.all(), filters={"build": "Build-10"}))
+    found = plan(selectors.run_filter(Run.objects.all(), filters={"build": "Build-10"}), "seqscan")
     assert "run_build_prefix_idx" in found and "run_build_trgm" not in found, found
     assert "'BUILD-10'::text" in found and "'BUILD-11'::text" in found, found  # the range
 
@@ -104,9 +106,7 @@ def test_it_sorts_by_duration_from_an_index_both_ways(sort):
     for minutes in (3, 1, None):
         make_run(schedule, duration=timedelta(minutes=minutes) if minutes else None)
     key = selectors.RUN_SORT_KEYS[sort]
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        found = plan(Run.objects.order_by(*key.ordering())[:51])
+    found = plan(Run.objects.order_by(*key.ordering())[:51], "seqscan")
     assert "Index Scan" in found and "Sort" not in found, found
 
 
@@ -128,12 +128,9 @@ def test_a_test_case_page_reads_its_results_in_order_from_an_index():
     make_result(run, test_case=case)
     make_result(run, test_case=case, started_at=None)
     results = ExecutionResult.objects.filter(test_case=case)
-    with transaction.atomic(), connection.cursor() as cursor:
-        # On a table this small a bitmap scan and a sort are cheapest; forbid both scans but
-        # the plain index scan to see whether an index gives the page's order.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        found = plan(results.order_by(*selectors.RESULT_KEY.ordering())[:31])
+    # On a table this small a bitmap scan and a sort are cheapest; forbid both scans but
+    # the plain index scan to see whether an index gives the page's order.
+    found = plan(results.order_by(*selectors.RESULT_KEY.ordering())[:31], "seqscan", "bitmapscan")
     assert "result_case_started_idx" in found and "Sort" not in found, found
 
 
@@ -145,9 +142,7 @@ def test_whether_a_cause_is_new_is_read_from_the_failures_of_the_cases_shown():
     for source in (earlier, run):
         make_result(source, test_case=case, status="failed", fingerprint="0123456789abcdef")
     before = selectors.failures_before(run, ["0123456789abcdef"], [case.pk])
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        found = plan(before.values_list("fingerprint", "test_case_id").order_by().distinct())
+    found = plan(before.values_list("fingerprint", "test_case_id").order_by().distinct(), "seqscan")
     assert "result_case_cause_idx" in found, found
 
 
@@ -159,10 +154,7 @@ def test_a_run_page_reads_its_failures_in_order_from_the_failures_index():
     for status in ("passed", "failed", "error", "passed"):
         make_result(run, status=status)
     failures = ExecutionResult.objects.filter(run=run, status__in=FAILURE_VALUES)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        found = plan(failures.order_by(*selectors.SEQ_KEY.ordering())[:21])
+    found = plan(failures.order_by(*selectors.SEQ_KEY.ordering())[:21], "seqscan", "bitmapscan")
     assert "result_run_failure_seq_idx" in found and "Sort" not in found, found
 
 
@@ -176,7 +168,5 @@ def test_one_agents_failures_in_a_window_are_read_from_its_failures_index():
     failures = ExecutionResult.objects.exclude(fingerprint="").filter(
         agent=1, started_at__gte=since
     )
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        found = plan(failures.values("fingerprint").annotate(n=Count("id")).order_by())
+    found = plan(failures.values("fingerprint").annotate(n=Count("id")).order_by(), "seqscan")
     assert "result_agent_failed_idx" in found and "result_case_cause_idx" not in found, found
