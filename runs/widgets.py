@@ -27,13 +27,21 @@ def model_pairs(field: forms.ModelChoiceField, label: str) -> Callable[[], list[
     return pairs
 
 
-class QuickSelect(forms.Select):
-    """A `<select>` built in Python: the same HTML as `forms.Select` for flat choices, without a
-    template render per `<option>` (a history filter offers hundreds of schedules and agents,
-    which otherwise cost more than the page's queries). `pairs`, when set, is a callable of
-    (value, label) pairs read instead of `choices` (which normalizes them on every look)."""
+class _Pairs:
+    """`pairs`, when set, is a callable of (value, label) pairs that a Quick widget draws
+    instead of its `choices` (which normalize them on every look), e.g. model_pairs."""
 
     pairs: Callable[[], Iterable[tuple[Any, Any]]] | None = None
+    choices: Iterable[tuple[Any, Any]]
+
+    def drawn_choices(self) -> Iterable[tuple[Any, Any]]:
+        return self.pairs() if self.pairs else self.choices
+
+
+class QuickSelect(_Pairs, forms.Select):
+    """A `<select>` built in Python: the same HTML as `forms.Select` for flat choices, without a
+    template render per `<option>` (a history filter offers hundreds of schedules and agents,
+    which otherwise cost more than the page's queries)."""
 
     def render(
         self, name: str, value: Any, attrs: dict | None = None, renderer: Any = None
@@ -44,7 +52,7 @@ class QuickSelect(forms.Select):
         options = "\n".join(
             f'<option value="{escape(str(option))}"'
             f"{' selected' if str(option) in selected else ''}>{escape(str(label))}</option>"
-            for option, label in (self.pairs() if self.pairs else self.choices)
+            for option, label in self.drawn_choices()
         )
         return mark_safe(f"<select{flatatt(final_attrs)}>\n{options}\n</select>")
 
@@ -54,13 +62,10 @@ class QuickSelect(forms.Select):
         return self.is_required and super().use_required_attribute(initial)
 
 
-class QuickChoices(forms.CheckboxSelectMultiple):
+class QuickChoices(_Pairs, forms.CheckboxSelectMultiple):
     """Checkboxes built in Python: the same HTML as `forms.CheckboxSelectMultiple` for flat
     choices, without a template render per choice (a rerun form offers a page of cases and
-    every agent, which otherwise cost more than the run page's queries). `pairs`, as on
-    QuickSelect, is read instead of `choices` (a model choice's rows as values, not models)."""
-
-    pairs: Callable[[], Iterable[tuple[Any, Any]]] | None = None
+    every agent, which otherwise cost more than the run page's queries)."""
 
     def render(
         self, name: str, value: Any, attrs: dict | None = None, renderer: Any = None
@@ -78,7 +83,7 @@ class QuickChoices(forms.CheckboxSelectMultiple):
             + (f' id="{escape(ident)}_{index}"' if ident else "")
             + f"{rest}{' checked' if str(option) in checked else ''}>\n {escape(str(label))}"
             + "</label></div>"
-            for index, (option, label) in enumerate(self.pairs() if self.pairs else self.choices)
+            for index, (option, label) in enumerate(self.drawn_choices())
         )
         outer = flatatt({k: v for k, v in (("id", ident), ("class", css)) if v})
         return mark_safe(f"<div{outer}>{options}\n</div>")
