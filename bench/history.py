@@ -137,8 +137,8 @@ def seed_estate(*, schedules: int, agents: int, cases: int, now: datetime) -> li
     return orchestrators
 
 
-def seed_runs(*, runs: int, big_runs: int, now: datetime) -> None:
-    """Runs one every 37 seconds back from now; the big ones spread among them."""
+def seed_runs(*, runs: int, big_runs: int, every_s: int, now: datetime) -> None:
+    """Runs one every `every_s` seconds back from now; the big ones spread among them."""
     every = max(runs // max(big_runs, 1), 1)
     execute(
         "INSERT INTO runs_run (orchestrator_id, schedule_id, vendor_schedule_id, external_id,"
@@ -147,7 +147,8 @@ def seed_runs(*, runs: int, big_runs: int, now: datetime) -> None:
         " total_count, passed_count, failed_count, other_count, queued_count, running_count,"
         " parent_external_id, latest_sibling_id, fingerprint, is_frozen, synced_at)"
         " SELECT s.orchestrator_id, s.id, NULL, 'run-' || i, 1, 'passed', 'Finished',"
-        f" {ago('i * 37')}, {ago('i * 37 - 20 - i %% 600')}, {duration('20 + i %% 600')},"
+        f" {ago(f'i * {every_s}')}, {ago(f'i * {every_s} - 20 - i %% 600')},"
+        f" {duration('20 + i %% 600')},"
         " '{}', CASE WHEN i %% 10 = 0 THEN 'manual' ELSE 'scheduled' END, '',"
         " 'build-' || (i / 50), 'staging', '1.' || (i %% 7), '', '', 0, 0, 0, 0, 0, 0,"
         f" '', '', '', false, %(now)s FROM {series(runs + big_runs)}"
@@ -243,6 +244,12 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=5_000)
     parser.add_argument("--schedules", type=int, default=150)
     parser.add_argument("--agents", type=int, default=40)
+    parser.add_argument(
+        "--every",
+        type=int,
+        default=37,
+        help="seconds between runs: 37 packs 100k runs into 43 days; 300 spreads 10k over 35",
+    )
     args = parser.parse_args()
     now = datetime.now(UTC).replace(microsecond=0)
     started = time.perf_counter()
@@ -254,7 +261,10 @@ def main() -> None:
                 schedules=args.schedules, agents=args.agents, cases=args.cases, now=now
             ),
         ),
-        ("runs", lambda: seed_runs(runs=args.runs, big_runs=args.big_runs, now=now)),
+        (
+            "runs",
+            lambda: seed_runs(runs=args.runs, big_runs=args.big_runs, every_s=args.every, now=now),
+        ),
         (
             "results",
             lambda: seed_results(

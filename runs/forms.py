@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from runs import selectors
 from runs.filters import FAILURE_WINDOWS
-from runs.models import ExecutionResult, Orchestrator, Run, Schedule
-from runs.selectors import ResultCounts
+from runs.models import Orchestrator, Run, Schedule
+from runs.selectors import ResultCounts, ResultRow
 from runs.services.orchestrators import connection_problems
 from runs.services.reruns import RerunInput, Scope, rerun_capabilities
 from runs.widgets import QuickChoices, QuickRadio, QuickSingleChoice, model_pairs
@@ -264,7 +264,7 @@ class RerunForm(SubmissionForm):
         self,
         *args: Any,
         run: Run,
-        shown: list[ExecutionResult],
+        shown: list[ResultRow],
         counts: ResultCounts,
         **kwargs: Any,
     ) -> None:
@@ -317,7 +317,7 @@ class RerunForm(SubmissionForm):
         """Cases are picked with checkboxes on the run page's results table."""
         return self.capabilities.picked_scope == Scope.PICKED
 
-    def _cases_field(self, failures: list[ExecutionResult]) -> None:
+    def _cases_field(self, failures: list[ResultRow]) -> None:
         field = self.fields["cases"]
         field.choices = [(r.pk, _result_label(r)) for r in self.results]
         if not self.picks_one_task:
@@ -425,7 +425,7 @@ class RunNowForm(SubmissionForm):
         )
 
 
-def _iteration_choices(results: list[ExecutionResult]) -> list[tuple[str, str]]:
+def _iteration_choices(results: list[ResultRow]) -> list[tuple[str, str]]:
     return [
         (
             f"{r.pk}:{it.get('id')}",
@@ -437,7 +437,7 @@ def _iteration_choices(results: list[ExecutionResult]) -> list[tuple[str, str]]:
     ]
 
 
-def _result_label(result: ExecutionResult) -> str:
+def _result_label(result: ResultRow) -> str:
     title = result.test_case.title if result.test_case else result.case_key
     agent = f" on {result.agent.title}" if result.agent else ""
     return f"{title}{agent} ({result.status})"

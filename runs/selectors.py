@@ -7,7 +7,7 @@ shown, so a page costs the same at the end of a long history as at its start (no
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -154,13 +154,17 @@ def keyset_page(
     after: str = "",
     before: str = "",
     size: int = PAGE_SIZE,
+    make: Callable[[Any], Any] | None = None,
 ) -> Page:
-    """One page of `queryset` in `key` order, `size` rows after or before a cursor."""
+    """One page of `queryset` in `key` order, `size` rows after or before a cursor; `make`
+    turns each row the queryset yields (a values_list tuple, say) into the page's item."""
     backwards = bool(before) and not after
     cursor = key.decode(before if backwards else after) if (after or before) else None
     if cursor is not None:
         queryset = queryset.filter(key.beyond(*cursor, forward=not backwards))
     rows = list(queryset.order_by(*key.ordering(reverse=backwards))[: size + 1])
+    if make is not None:
+        rows = [make(row) for row in rows]
     more = len(rows) > size
     rows = rows[:size]
     if backwards:
@@ -394,13 +398,77 @@ def _result_counts(rows: Iterable[tuple[str, int | None, str, int, int]]) -> Res
     return ResultCounts(dict(by_status), listed, failures, failures_data_driven)
 
 
+@dataclass(frozen=True, slots=True)
+class Titled:
+    """A result's test case or agent, as its row names it."""
+
+    pk: int
+    title: str
+
+
+# What a result's row reads (runs.templatetags.result_rows), with its cause, the rerun form's
+# picker and the API's item: plain values, in this order, then its case's and agent's titles.
+RESULT_ROW_FIELDS = (
+    *("id", "run_id", "test_case_id", "agent_id", "external_id", "case_key", "status"),
+    *("vendor_status", "started_at", "finished_at", "duration", "message", "log_excerpt"),
+    *("seq", "retry_count", "input", "is_data_driven", "iterations", "fingerprint"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRow:
+    """A result as a run's page and the API show it. Read as one tuple of values, not as a
+    result, a case and an agent: model instances cost three times the query on a page of a
+    hundred rows."""
+
+    pk: int
+    run_id: int
+    test_case_id: int | None
+    agent_id: int | None
+    external_id: str
+    case_key: str
+    status: str
+    vendor_status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration: timedelta | None
+    message: str
+    log_excerpt: str
+    seq: int
+    retry_count: int
+    input: Any
+    is_data_driven: bool
+    iterations: Any
+    fingerprint: str
+    test_case: Titled | None
+    agent: Titled | None
+
+    @classmethod
+    def of(cls, values: tuple[Any, ...]) -> ResultRow:
+        *own, case_title, agent_title = values
+        case_id, agent_id = own[2], own[3]
+        return cls(
+            *own,
+            test_case=Titled(case_id, case_title) if case_id is not None else None,
+            agent=Titled(agent_id, agent_title) if agent_id is not None else None,
+        )
+
+    @property
+    def status_enum(self) -> Status:
+        return Status(self.status)
+
+
+def _result_rows(queryset: QuerySet[ExecutionResult]) -> QuerySet[ExecutionResult]:
+    return queryset.values_list(*RESULT_ROW_FIELDS, "test_case__title", "agent__title")
+
+
 @dataclass
 class RunResults:
     """The results a run's page shows: the first failures apart (when no status is chosen),
     then one page of the others in the orchestrator's order."""
 
-    page: Page[ExecutionResult]
-    failures: list[ExecutionResult] = field(default_factory=list)
+    page: Page[ResultRow]
+    failures: list[ResultRow] = field(default_factory=list)
     more_failures: bool = False
     after: str = ""
     before: str = ""
@@ -410,13 +478,13 @@ class RunResults:
         return bool(self.failures)
 
     @property
-    def shown(self) -> list[ExecutionResult]:
+    def shown(self) -> list[ResultRow]:
         """Every result on the page, in the orchestrator's order (what a picker offers)."""
         return sorted([*self.failures, *self.page.items], key=lambda r: (r.seq, r.pk))
 
 
 def _run_results(run: Run, filters: dict[str, Any]) -> QuerySet[ExecutionResult]:
-    queryset = ExecutionResult.objects.filter(run=run).select_related("test_case", "agent")
+    queryset = ExecutionResult.objects.filter(run=run)
     if status := filters.get("status"):
         if status == "failures":
             queryset = queryset.filter(status__in=FAILURE_VALUES)
@@ -442,16 +510,20 @@ def run_result_page(
     `has_failures=False` (known from the counts) saves looking for failures."""
     filters = filters or {}
     queryset = _run_results(run, filters)
-    failures: list[ExecutionResult] = []
+    failures: list[ResultRow] = []
     if not filters.get("status") and with_failures and has_failures:
-        failures = list(
-            queryset.filter(status__in=FAILURE_VALUES).order_by(*SEQ_KEY.ordering())[
-                : FAILURES_SHOWN + 1
-            ]
-        )
+        first = queryset.filter(status__in=FAILURE_VALUES).order_by(*SEQ_KEY.ordering())
+        failures = [ResultRow.of(row) for row in _result_rows(first)[: FAILURES_SHOWN + 1]]
         if failures:
             queryset = queryset.exclude(status__in=FAILURE_VALUES)
-    page = keyset_page(queryset, key=SEQ_KEY, after=after, before=before, size=size)
+    page = keyset_page(
+        _result_rows(queryset),
+        key=SEQ_KEY,
+        after=after,
+        before=before,
+        size=size,
+        make=ResultRow.of,
+    )
     return RunResults(
         page=page,
         failures=failures[:FAILURES_SHOWN],
@@ -1339,7 +1411,9 @@ class FailureCause:
     muted: bool = False
 
 
-def _muted(mutes: Iterable[tuple[str, int | None, int | None]], run: Run, result: Any) -> bool:
+def _muted(
+    mutes: Iterable[tuple[str, int | None, int | None]], run: Run, result: ResultRow
+) -> bool:
     """Whether one of these active mutes (fingerprint, schedule, agent) covers the result."""
     return any(
         fingerprint == result.fingerprint
@@ -1362,7 +1436,7 @@ def failures_before(
     )
 
 
-def failure_causes(*, run: Run, results: Iterable[ExecutionResult]) -> dict[int, FailureCause]:
+def failure_causes(*, run: Run, results: Iterable[ResultRow]) -> dict[int, FailureCause]:
     """{result pk: its cause} for the failures among `results` (those a page shows): two
     queries, whatever their number."""
     failures = [r for r in results if r.fingerprint]

@@ -112,6 +112,38 @@ def test_it_puts_the_first_failures_apart_and_pages_the_rest_by_seq():
     ]
 
 
+def test_a_run_page_reads_each_result_as_one_row_of_values_with_its_case_and_agent(
+    django_assert_num_queries,
+):
+    run = make_run()
+    case = make_test_case(run.orchestrator, title="Checkout")
+    agent = make_agent(run.orchestrator, title="Alpha")
+    failed = make_result(
+        run,
+        status=Status.FAILED,
+        seq=1,
+        test_case=case,
+        agent=agent,
+        message="boom",
+        input={"a": 1},
+    )
+    bare = make_result(run, status=Status.PASSED, seq=2, case_key="loose")
+    with django_assert_num_queries(2):
+        results = selectors.run_result_page(run=run)
+        row, other = results.failures[0], results.page.items[0]
+    assert isinstance(row, selectors.ResultRow)
+    assert row.pk == failed.pk
+    assert row.test_case == selectors.Titled(case.pk, "Checkout")
+    assert row.agent == selectors.Titled(agent.pk, "Alpha")
+    assert (row.message, row.input, row.status_enum) == ("boom", {"a": 1}, Status.FAILED)
+    assert (other.pk, other.case_key, other.test_case, other.agent) == (
+        bare.pk,
+        "loose",
+        None,
+        None,
+    )
+
+
 def test_it_walks_a_big_run_by_key_in_pages_of_the_size_asked():
     run = make_run()
     ExecutionResult.objects.bulk_create(

@@ -48,7 +48,7 @@ class Named(Schema):
     title: str
 
 
-def _named(row: Agent | Schedule | TestCase | None) -> Named | None:
+def _named(row: Agent | Schedule | TestCase | selectors.Titled | None) -> Named | None:
     return Named(id=row.pk, title=row.title) if row is not None else None
 
 
@@ -242,7 +242,7 @@ class ResultOut(Schema):
     run: int
 
     @classmethod
-    def of(cls, result: ExecutionResult) -> "ResultOut":
+    def of(cls, result: ExecutionResult | selectors.ResultRow) -> "ResultOut":
         return cls(
             id=result.pk,
             external_id=result.external_id,

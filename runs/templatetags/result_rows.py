@@ -13,8 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from runs.models import ExecutionResult
-from runs.selectors import AgentCount, FailureCause
+from runs.selectors import AgentCount, FailureCause, ResultRow
 from runs.templatetags.runboard import humanize_duration, status_badge, truncated
 
 register = template.Library()
@@ -24,7 +23,7 @@ MESSAGE_SHOWN = 300  # characters of a message in the row; the rest under "Log e
 
 @register.simple_tag
 def result_rows(
-    rows: Iterable[ExecutionResult],
+    rows: Iterable[ResultRow],
     run: Any,
     pick: bool = False,
     causes: Mapping[int, FailureCause] | None = None,
@@ -77,7 +76,7 @@ def _cause(cause: FailureCause | None, group_url: str) -> str:
 
 
 def _row(
-    result: ExecutionResult,
+    result: ResultRow,
     run_pk: int,
     pick: bool,
     case_url: str,
@@ -111,7 +110,7 @@ def _row(
     )
 
 
-def _details(result: ExecutionResult) -> str:
+def _details(result: ResultRow) -> str:
     message, failure = result.message, result.status_enum.is_failure
     parts = []
     if message:
