@@ -18,7 +18,7 @@ from runs.models import Orchestrator, Run, Schedule
 from runs.selectors import ResultCounts, ResultRow
 from runs.services.orchestrators import connection_problems
 from runs.services.reruns import RerunInput, Scope, rerun_capabilities
-from runs.widgets import QuickChoices, QuickRadio, QuickSingleChoice, model_pairs
+from runs.widgets import QuickChoices, QuickRadio, QuickSelect, QuickSingleChoice, model_pairs
 
 SCOPE_LABELS = {
     Scope.FAILED: "Failed only",
@@ -530,8 +530,12 @@ class MuteForm(forms.Form):
     reason = forms.CharField(
         max_length=500, widget=forms.TextInput, help_text="Why, for the record."
     )
-    schedule = forms.ModelChoiceField(queryset=None, required=False, empty_label="Every schedule")
-    agent = forms.ModelChoiceField(queryset=None, required=False, empty_label="Every agent")
+    schedule = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="Every schedule", widget=QuickSelect
+    )
+    agent = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="Every agent", widget=QuickSelect
+    )
     until = forms.DateField(
         required=False,
         label="Until",
@@ -541,8 +545,10 @@ class MuteForm(forms.Form):
 
     def __init__(self, *args: Any, schedules: Any, agents: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["schedule"].queryset = schedules
-        self.fields["agent"].queryset = agents
+        for name, places in (("schedule", schedules), ("agent", agents)):
+            field = self.fields[name]
+            field.queryset = places
+            field.widget.pairs = model_pairs(field, "title")
 
     def clean_reason(self) -> str:
         reason = self.cleaned_data["reason"].strip()

@@ -1348,14 +1348,18 @@ def _group_failures(group: FailureGroup, days: int) -> QuerySet[ExecutionResult]
 
 
 def failure_group_places(
-    *, group: FailureGroup, days: int = GROUP_DAYS
+    *, group: FailureGroup, days: int = GROUP_DAYS, detail: FailureGroupDetail | None = None
 ) -> tuple[QuerySet[Schedule], QuerySet[Agent]]:
     """The schedules and agents where the group's recent failures happened (what a mute may
-    name)."""
-    failures = _group_failures(group, days)
-    schedules = Schedule.objects.filter(pk__in=failures.values("run__schedule")).order_by("title")
-    agents = Agent.objects.filter(pk__in=failures.values("agent")).order_by("title")
-    return schedules, agents
+    name): those its page's detail found, by id, else read again from its failures."""
+    if detail is not None:
+        schedules = Schedule.objects.filter(pk__in=detail.schedule_ids)
+        agents = Agent.objects.filter(pk__in=detail.agent_ids)
+    else:
+        failures = _group_failures(group, days)
+        schedules = Schedule.objects.filter(pk__in=failures.values("run__schedule"))
+        agents = Agent.objects.filter(pk__in=failures.values("agent"))
+    return schedules.order_by("title"), agents.order_by("title")
 
 
 @dataclass(frozen=True)
@@ -1369,34 +1373,45 @@ class FailureGroupDetail:
     examples: list[ExecutionResult]
     total: int
     days: int = GROUP_DAYS
+    # Every schedule and agent it struck (the spreads above show the widest `limit`).
+    schedule_ids: list[int] = field(default_factory=list)
+    agent_ids: list[int] = field(default_factory=list)
 
 
 def failure_group_detail(
     *, group: FailureGroup, days: int = GROUP_DAYS, limit: int = 20
 ) -> FailureGroupDetail:
     """Four grouped queries over the group's failures of the last `days` days (a range of
-    the index by cause and start) and one for its newest examples."""
+    the index by cause and start) and one for its newest examples. Its agents and schedules
+    are read in full (the estate's, not the history's, size): the mute form offers them."""
     failures = _group_failures(group, days)
 
-    def spread(*names: str) -> list[dict[str, Any]]:
-        return list(
+    def spread(*names: str, limit: int | None = limit) -> list[dict[str, Any]]:
+        rows = (
             failures.values(*names)
             .annotate(n=Count("id"), first_at=Min("started_at"), last_at=Max("started_at"))
-            .order_by("-n", "-last_at")[:limit]
+            .order_by("-n", "-last_at")
         )
+        return list(rows[:limit] if limit else rows)
 
     examples = list(
         failures.select_related(
             "run__orchestrator", "run__schedule", "test_case", "agent"
         ).order_by("-started_at", "-id")[:FAILURE_EXAMPLES]
     )
+    agents = spread("agent_id", "agent__title", "agent__orchestrator__name", limit=None)
+    schedules = spread(
+        "run__schedule_id", "run__schedule__title", "run__orchestrator__name", limit=None
+    )
     return FailureGroupDetail(
         cases=spread("test_case_id", "test_case__title"),
-        agents=spread("agent_id", "agent__title", "agent__orchestrator__name"),
-        schedules=spread("run__schedule_id", "run__schedule__title", "run__orchestrator__name"),
+        agents=agents[:limit],
+        schedules=schedules[:limit],
         examples=examples,
         total=failures.count(),
         days=days,
+        schedule_ids=[row["run__schedule_id"] for row in schedules if row["run__schedule_id"]],
+        agent_ids=[row["agent_id"] for row in agents if row["agent_id"]],
     )
 
 

@@ -42,8 +42,12 @@ def failure_groups(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "runs/failure_groups.html", context)
 
 
-def _mute_form(group: FailureGroup, data=None) -> MuteForm:
-    schedules, agents = selectors.failure_group_places(group=group)
+def _mute_form(
+    group: FailureGroup, data=None, detail: selectors.FailureGroupDetail | None = None
+) -> MuteForm:
+    """The mute form offering where the cause struck: as the page's detail found it, or (to
+    check a mute sent) read again over the longest window a page shows."""
+    schedules, agents = selectors.failure_group_places(group=group, detail=detail)
     return MuteForm(data, schedules=schedules, agents=agents)
 
 
@@ -58,14 +62,15 @@ def _group_page(
     request: HtmxHttpRequest, group: FailureGroup, form: MuteForm | None = None, status: int = 200
 ) -> HttpResponse:
     can_mute = request.user.has_perm(PERMISSION)
+    detail = selectors.failure_group_detail(group=group, days=_days(request))
     context = {
         "group": group,
-        "detail": selectors.failure_group_detail(group=group, days=_days(request)),
+        "detail": detail,
         "mutes": selectors.failure_group_mutes(group=group),
         "batches": selectors.failure_group_batches(group=group),
         "can_rerun": request.user.has_perm(RERUN_PERMISSION),
         "can_mute": can_mute,
-        "mute_form": form or (_mute_form(group) if can_mute else None),
+        "mute_form": form or (_mute_form(group, detail=detail) if can_mute else None),
     }
     return render(request, "runs/failure_group.html", context, status=status)
 

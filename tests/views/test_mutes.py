@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from runs.models import FailureGroup, FailureMute, Run
@@ -121,3 +123,37 @@ def test_only_those_who_may_mute_see_the_form_and_can_post(client, failing_sched
     assert client.post(f"/failures/{group.pk}/mutes/{record.pk}/lift/").status_code == 403
     assert FailureMute.objects.active().count() == 1
     assert client.get(f"/failures/{group.pk}/mute/").status_code in (403, 405)
+
+
+def test_the_form_offers_every_schedule_and_agent_it_struck_not_only_the_widest_shown(
+    client, failing_schedule
+):
+    """The page shows the 20 widest places; the form offers all of them, by title, from the
+    same grouped reads (no second pass over the cause's failures)."""
+    _schedule, _agent, _run, group = failing_schedule
+    struck = []
+    for n in range(22):
+        schedule = make_schedule(title=f"Suite {n:02}")
+        agent = make_agent(schedule.orchestrator, title=f"agent-{n:02}")
+        run = make_run(schedule, status=Status.FAILED, failed_count=1)
+        make_result(run, status=Status.FAILED, agent=agent, message="Timeout after 30s on #pay")
+        struck.append((schedule, agent))
+    fingerprints_refresh()
+    client.force_login(make_user("ana", rerunner=True))
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(group.get_absolute_url())
+    # Its spreads (cases, agents, schedules), examples and count; the form reads none.
+    reads = [q["sql"] for q in queries.captured_queries if "runs_executionresult" in q["sql"]]
+    assert len(reads) == 5
+    detail, form = response.context["detail"], response.context["mute_form"]
+    assert len(detail.schedules) == len(detail.agents) == 20
+    offered = [label for _value, label in form.fields["schedule"].widget.drawn_choices()]
+    assert offered == ["Every schedule", "Nightly checkout", *(f"Suite {n:02}" for n in range(22))]
+    agents = [label for _value, label in form.fields["agent"].widget.drawn_choices()]
+    assert agents == ["Every agent", *(f"agent-{n:02}" for n in range(22)), "win-1"]
+    last_schedule, last_agent = struck[-1]
+    html = response.content.decode()
+    assert f'<option value="{last_schedule.pk}">Suite 21</option>' in html
+    sent = mute(client, group, schedule=last_schedule.pk, agent=last_agent.pk)
+    assert sent.status_code == 302
+    assert FailureMute.objects.get().schedule == last_schedule
