@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -1176,9 +1177,24 @@ class FailureGroupSummary:
         return bool(self.group.first_seen_at and self.window_start <= self.group.first_seen_at)
 
 
-def _failures_in(since: datetime, filters: dict[str, Any]) -> QuerySet[ExecutionResult]:
-    """The failures (results with a fingerprint) started since, where the filters say."""
-    failures = ExecutionResult.objects.exclude(fingerprint="").filter(started_at__gte=since)
+def _of_causes(fingerprints: list[str]) -> QuerySet[ExecutionResult]:
+    """The failures of these causes. SQLite reads its partial indexes over failures only when
+    their condition is spelled out too; PostgreSQL proves it from the list and, told both,
+    multiplies their odds as if apart: it expects a fortieth of the rows, and sorts them
+    where it would hash (a 30-day window's failures per day took twice as long)."""
+    failures = ExecutionResult.objects.filter(fingerprint__in=fingerprints)
+    return failures if connection.vendor == "postgresql" else failures.exclude(fingerprint="")
+
+
+def _failures_in(
+    since: datetime, filters: dict[str, Any], causes: list[str] | None = None
+) -> QuerySet[ExecutionResult]:
+    """The failures (results with a fingerprint) started since, where the filters say; only
+    those of these causes, when given."""
+    failures = (
+        ExecutionResult.objects.exclude(fingerprint="") if causes is None else _of_causes(causes)
+    )
+    failures = failures.filter(started_at__gte=since)
     if orchestrator := filters.get("orchestrator"):
         failures = failures.filter(run__orchestrator=orchestrator)
     if schedule := filters.get("schedule"):
@@ -1223,7 +1239,8 @@ def failure_groups(
     groups = FailureGroup.objects.annotate(muted=Exists(in_force)).in_bulk(
         fingerprints, field_name="fingerprint"
     )
-    per_day = _per_day(failures, fingerprints, start, days)
+    # The causes shown were chosen by status: their failures need no more than the filters.
+    per_day = _per_day(_failures_in(start, filters, causes=fingerprints), fingerprints, start, days)
     reruns = _rerun_outcomes(failures, fingerprints, start)
     return [
         FailureGroupSummary(
@@ -1259,11 +1276,11 @@ def _with_status(
 def _per_day(
     failures: QuerySet[ExecutionResult], fingerprints: list[str], start: datetime, days: int
 ) -> dict[str, list[int]]:
-    """Each cause's failures per day of the window, oldest day first (one grouped query)."""
+    """Each cause's failures per day of the window, oldest day first (one grouped query over
+    `failures`, those of the causes)."""
     per_day: dict[str, list[int]] = {fp: [0] * days for fp in fingerprints}
     daily = (
-        failures.filter(fingerprint__in=fingerprints)
-        .annotate(day=TruncDate("started_at", tzinfo=UTC))
+        failures.annotate(day=TruncDate("started_at", tzinfo=UTC))
         .values_list("fingerprint", "day")
         .annotate(n=Count("id"))
         .order_by()

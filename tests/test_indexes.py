@@ -11,7 +11,7 @@ from django.db.models import Count
 from runs import selectors
 from runs.models import ExecutionResult, Run, Schedule
 from runs.status import FAILURE_VALUES
-from tests.factories import make_result, make_run, make_schedule, make_test_case
+from tests.factories import make_result, make_results, make_run, make_schedule, make_test_case
 
 pytestmark = pytest.mark.django_db
 
@@ -170,3 +170,23 @@ def test_one_agents_failures_in_a_window_are_read_from_its_failures_index():
     )
     found = plan(failures.values("fingerprint").annotate(n=Count("id")).order_by(), "seqscan")
     assert "result_agent_failed_idx" in found and "result_case_cause_idx" not in found, found
+
+
+@pytest.mark.postgres
+def test_the_failures_of_the_causes_shown_are_expected_in_their_number():
+    """Told `fingerprint <> ''` beside `fingerprint IN (...)`, PostgreSQL multiplies the two
+    as if apart and expects a twentieth of the rows here (a fortieth at 100k runs), then
+    sorts them to count them per day where it would hash."""
+    run = make_run()
+    make_results(run, 1900)
+    make_results(run, 60, status="failed", fingerprint="aaaaaaaaaaaaaaaa")
+    make_results(run, 40, status="failed", fingerprint="bbbbbbbbbbbbbbbb")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE runs_executionresult")
+    causes = ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]
+    failures = selectors._failures_in(run.started_at, {}, causes=causes)
+    sql, params = failures.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        expected = cursor.fetchone()[0][0]["Plan"]["Plan Rows"]
+    assert failures.count() == 100 and expected >= 100 / 3
