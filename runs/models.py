@@ -234,6 +234,13 @@ class Run(models.Model):
             # The build filter: builds that start with what was typed ("2.0" finds 2.0.1).
             PrefixIndex(field="build", name="run_build_prefix_idx"),
             models.Index(fields=["trigger", "-started_at", "-id"], name="run_trigger_idx"),
+            # The variables a schedule's rerun form starts from: its newest run that had
+            # any, not a walk back through every run of the schedule that had none.
+            models.Index(
+                fields=["schedule", "-started_at"],
+                name="run_schedule_vars_idx",
+                condition=~Q(variables={}),
+            ),
         ]
 
     def __str__(self) -> str:

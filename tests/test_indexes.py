@@ -33,6 +33,7 @@ def indexes_of(model) -> dict[str, dict]:
         (ExecutionResult, "result_run_seq_idx"),
         (ExecutionResult, "result_case_cause_idx"),
         (ExecutionResult, "result_run_failure_seq_idx"),
+        (Run, "run_schedule_vars_idx"),
     ],
 )
 def test_it_has_each_index_under_its_name_on_every_database(model, name):
@@ -190,3 +191,13 @@ def test_the_failures_of_the_causes_shown_are_expected_in_their_number():
         cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
         expected = cursor.fetchone()[0][0]["Plan"]["Plan Rows"]
     assert failures.count() == 100 and expected >= 100 / 3
+
+
+@pytest.mark.postgres
+def test_a_rerun_form_finds_the_newest_variables_of_a_schedule_from_its_runs_that_had_any():
+    """Not by walking back through every run of the schedule that had none."""
+    schedule = make_schedule()
+    make_run(schedule, variables={"browser": "firefox"})
+    make_run(schedule)
+    latest = schedule.runs.exclude(variables={}).order_by("-started_at")[:1]
+    assert "run_schedule_vars_idx" in plan(latest.values_list("variables"), "seqscan")
