@@ -77,3 +77,28 @@ class DescendingNullsLastIndex(models.Index):
             return super().create_sql(model, schema_editor, using=using, **kwargs)
         plain = models.Index(*self._columns(nulls_last=False), name=self.name)
         return plain.create_sql(model, schema_editor, **kwargs)
+
+
+class CoveringIndex(models.Index):
+    """An index whose entries carry more columns (`covering`, PostgreSQL's INCLUDE), so a
+    query that reads only those is answered from the index alone, without a heap page per
+    row. Elsewhere the same index without them (SQLite has no INCLUDE)."""
+
+    def __init__(
+        self, *, fields: Sequence[str], name: str, covering: Sequence[str], **kwargs: Any
+    ) -> None:
+        self.covering = tuple(covering)
+        super().__init__(fields=fields, name=name, **kwargs)
+
+    def deconstruct(self) -> tuple[str, tuple, dict[str, Any]]:
+        _path, args, kwargs = super().deconstruct()
+        kwargs["covering"] = list(self.covering)
+        return f"{__name__}.{type(self).__name__}", args, kwargs
+
+    def create_sql(self, model, schema_editor, using="", **kwargs):
+        if schema_editor.connection.vendor != "postgresql":
+            return super().create_sql(model, schema_editor, using=using, **kwargs)
+        covered = models.Index(
+            fields=self.fields, name=self.name, condition=self.condition, include=self.covering
+        )
+        return covered.create_sql(model, schema_editor, using=using, **kwargs)

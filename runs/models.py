@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from runs.indexes import DescendingNullsLastIndex, PrefixIndex, TrigramIndex
+from runs.indexes import CoveringIndex, DescendingNullsLastIndex, PrefixIndex, TrigramIndex
 from runs.status import FAILURE_VALUES, Status
 
 
@@ -338,10 +338,13 @@ class ExecutionResult(models.Model):
                 name="result_fingerprint_idx",
                 condition=~Q(fingerprint=""),
             ),
-            models.Index(
+            # A window's failures carry what the failures page counts (PostgreSQL reads them
+            # from the index alone, not from a heap page per failure).
+            CoveringIndex(
                 fields=["-started_at"],
                 name="result_failed_started_idx",
                 condition=~Q(fingerprint=""),
+                covering=["id", "fingerprint", "run", "test_case", "agent"],
             ),
             # ...and one agent's in a window (the failures page filtered by agent), which
             # otherwise ANDs the agent's results with every failure of the history.

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import connection, transaction
 from django.db.models import Count
+from django.test.utils import CaptureQueriesContext
 
 from runs import selectors
 from runs.models import ExecutionResult, Run, Schedule
@@ -53,7 +55,11 @@ def plan(queryset, *off: str) -> str:
     """PostgreSQL's plan for the queryset, with the planner's `off` methods ("seqscan",
     "bitmapscan", ...) forbidden: on tables this small a scan is cheapest, so forbidding it
     shows which indexes can answer the query."""
-    sql, params = queryset.query.sql_with_params()
+    return explain(*queryset.query.sql_with_params(), *off)
+
+
+def explain(sql: str, params: Any = (), *off: str) -> str:
+    """plan() for a query's SQL (one a page was seen to run)."""
     with transaction.atomic(), connection.cursor() as cursor:
         for method in off:
             cursor.execute(f"SET LOCAL enable_{method} = off")
@@ -201,3 +207,20 @@ def test_a_rerun_form_finds_the_newest_variables_of_a_schedule_from_its_runs_tha
     make_run(schedule)
     latest = schedule.runs.exclude(variables={}).order_by("-started_at")[:1]
     assert "run_schedule_vars_idx" in plan(latest.values_list("variables"), "seqscan")
+
+
+@pytest.mark.postgres
+def test_a_windows_failures_are_counted_from_the_failures_index_alone():
+    """The failures page's reach of each cause reads every failure of the window: from the
+    index's own entries, not a heap page per failure."""
+    run = make_run()
+    make_results(run, 30, status="failed", fingerprint="aaaaaaaaaaaaaaaa")
+    with connection.cursor() as cursor:
+        # Statistics of this table, not of another test's (ANALYZE's counts outlive a
+        # rollback).
+        cursor.execute("ANALYZE runs_executionresult")
+    with CaptureQueriesContext(connection) as queries:
+        selectors.failure_groups(days=30)
+    reach = next(q["sql"] for q in queries.captured_queries if "runs_executionresult" in q["sql"])
+    found = explain(reach, (), "seqscan", "bitmapscan")
+    assert "Index Only Scan using result_failed_started_idx" in found, found
