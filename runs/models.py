@@ -333,13 +333,14 @@ class ExecutionResult(models.Model):
             ),
             models.Index(fields=["agent", "-started_at"], name="result_agent_idx"),
             # Failures only: by cause, newest first (a group's page), and by time (a window).
-            models.Index(
+            # Both carry what those pages count, which PostgreSQL then reads from the index
+            # alone, not from a heap page per failure.
+            CoveringIndex(
                 fields=["fingerprint", "-started_at"],
                 name="result_fingerprint_idx",
                 condition=~Q(fingerprint=""),
+                covering=["id", "run", "test_case", "agent"],
             ),
-            # A window's failures carry what the failures page counts (PostgreSQL reads them
-            # from the index alone, not from a heap page per failure).
             CoveringIndex(
                 fields=["-started_at"],
                 name="result_failed_started_idx",

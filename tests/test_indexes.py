@@ -11,7 +11,7 @@ from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 
 from runs import selectors
-from runs.models import ExecutionResult, Run, Schedule
+from runs.models import ExecutionResult, FailureGroup, Run, Schedule
 from runs.status import FAILURE_VALUES
 from tests.factories import make_result, make_results, make_run, make_schedule, make_test_case
 
@@ -143,6 +143,8 @@ def test_a_test_case_page_reads_its_results_in_order_from_an_index():
 
 @pytest.mark.postgres
 def test_whether_a_cause_is_new_is_read_from_the_failures_of_the_cases_shown():
+    """From an index of failures alone (of the cases, or of the causes, carrying their
+    cases), never one of every result of the cases."""
     schedule = make_schedule()
     earlier, run = make_run(schedule), make_run(schedule)
     case = make_test_case(schedule.orchestrator)
@@ -150,7 +152,9 @@ def test_whether_a_cause_is_new_is_read_from_the_failures_of_the_cases_shown():
         make_result(source, test_case=case, status="failed", fingerprint="0123456789abcdef")
     before = selectors.failures_before(run, ["0123456789abcdef"], [case.pk])
     found = plan(before.values_list("fingerprint", "test_case_id").order_by().distinct(), "seqscan")
-    assert "result_case_cause_idx" in found, found
+    failures_only = ("result_case_cause_idx", "result_fingerprint_idx")
+    assert any(name in found for name in failures_only), found
+    assert "result_case_started_idx" not in found, found
 
 
 @pytest.mark.postgres
@@ -224,3 +228,18 @@ def test_a_windows_failures_are_counted_from_the_failures_index_alone():
     reach = next(q["sql"] for q in queries.captured_queries if "runs_executionresult" in q["sql"])
     found = explain(reach, (), "seqscan", "bitmapscan")
     assert "Index Only Scan using result_failed_started_idx" in found, found
+
+
+@pytest.mark.postgres
+def test_a_causes_page_counts_its_failures_from_the_cause_index_alone():
+    """Its spreads (cases, agents, schedules) and count read the cause's failures of the
+    window from the index by cause, which carries what they count."""
+    run = make_run()
+    make_results(run, 30, status="failed", fingerprint="a" * 16)
+    make_results(run, 600, status="failed", fingerprint="b" * 16)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE runs_executionresult")
+    group = FailureGroup.objects.create(fingerprint="a" * 16, version=1, normalized="boom")
+    failures = selectors._group_failures(group, 30)
+    found = plan(failures.values("agent_id").annotate(n=Count("id")), "seqscan", "bitmapscan")
+    assert "Index Only Scan using result_fingerprint_idx" in found, found
