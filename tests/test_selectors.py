@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from runs import selectors
 from runs.models import ExecutionResult, Run, Trigger
@@ -329,6 +331,23 @@ def test_schedule_trend_reads_rerun_chains_in_a_fixed_number_of_queries(
         trend = selectors.schedule_trend(schedule=schedule)
     assert len(trend) == 12
     assert all((p.rate, p.rate_after_reruns, p.reruns) == (0.0, 1.0, 3) for p in trend)
+
+
+def test_the_failures_per_day_are_counted_by_the_database_own_date_not_a_python_function():
+    """SQLite's TruncDate calls a Python function per row; its date() reads the stored UTC
+    text, microseconds and all."""
+    now = datetime(2026, 3, 10, 15, tzinfo=UTC)
+    run = make_run(started_at=datetime(2026, 3, 8, tzinfo=UTC))
+    for at in (
+        datetime(2026, 3, 8, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 3, 9, tzinfo=UTC),
+    ):
+        make_result(run, status=Status.FAILED, message="Timeout after 30s", started_at=at)
+    fingerprints_refresh()
+    with CaptureQueriesContext(connection) as queries:
+        [group] = selectors.failure_groups(days=3, now=now)
+    assert group.per_day == [1, 1, 0]
+    assert not any("django_datetime_cast_date" in q["sql"] for q in queries.captured_queries)
 
 
 def test_the_failures_per_day_count_each_day_of_the_window_from_midnight_utc():
