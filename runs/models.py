@@ -355,11 +355,13 @@ class ExecutionResult(models.Model):
                 condition=~Q(fingerprint=""),
             ),
             # Whether a cause failed these cases before (new or known on a run's page): the
-            # failures of a page's cases, not every result of them.
-            models.Index(
+            # failures of a page's cases, not every result of them, with the run that says
+            # on which schedule and when.
+            CoveringIndex(
                 fields=["test_case", "fingerprint"],
                 name="result_case_cause_idx",
                 condition=~Q(fingerprint=""),
+                covering=["run"],
             ),
         ]
 
