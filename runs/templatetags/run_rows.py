@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
-from runs.models import Run, Trigger
+from runs.models import Run, Schedule, Trigger
 from runs.templatetags.runboard import run_duration, status_badge, truncated, utc_time
 
 register = template.Library()
@@ -34,6 +34,26 @@ def run_rows(runs: Iterable[Run]) -> SafeString:
 @register.simple_tag
 def run_row(run: Run) -> SafeString:
     return run_rows([run])
+
+
+@register.simple_tag
+def failing_schedule_rows(schedules: Iterable[Schedule]) -> SafeString:
+    """The overview's failing schedules, a `<tr>` each, with their latest run (a few hundred
+    schedules drew slower through template lookups than the page's queries)."""
+    schedule_url = reverse("runs:schedule", args=[0]).replace("/0/", "/{}/")
+    run_url = reverse("runs:detail", args=[0]).replace("/0/", "/{}/")
+    badge = functools.cache(status_badge)
+    return mark_safe(
+        "".join(
+            f'<tr id="schedule-{schedule.pk}">\n'
+            f'  <td><a href="{schedule_url.format(schedule.pk)}">{escape(schedule.title)}</a></td>\n'
+            f'  <td><a href="{run_url.format(schedule.latest_run_id)}">'
+            f"{badge(schedule.latest_status)}</a></td>\n"
+            f"  <td>{utc_time(schedule.latest_started_at)}</td>\n"
+            f"  <td>{escape(schedule.orchestrator.name)}</td>\n</tr>\n"
+            for schedule in schedules
+        )
+    )
 
 
 def _row(run: Run, run_url: str, row_url: str, badge: Callable[..., str]) -> str:

@@ -9,6 +9,7 @@ from django.template import Context, Template
 from django.test import RequestFactory
 
 from runs.templatetags.failures import sparkline
+from runs.templatetags.run_rows import failing_schedule_rows
 from runs.templatetags.runboard import humanize_duration, run_duration, status_badge, utc_time
 
 
@@ -95,3 +96,23 @@ def test_a_sparkline_draws_a_bar_per_day_scaled_to_the_busiest():
     )
     # A day with any failure shows, however busy the busiest day.
     assert '<rect x="0" y="19" width="3" height="1">' in sparkline([1, 500])
+
+
+def test_the_overviews_failing_schedules_link_their_latest_run_and_escape_their_names():
+    at = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    schedule = SimpleNamespace(
+        pk=7,
+        title="<b>Nightly</b> & co",
+        latest_run_id=42,
+        latest_status="failed",
+        latest_started_at=at,
+        orchestrator=SimpleNamespace(name="Leap <1>"),
+    )
+    html = failing_schedule_rows([schedule])
+    assert html == (
+        '<tr id="schedule-7">\n'
+        '  <td><a href="/schedules/7/">&lt;b&gt;Nightly&lt;/b&gt; &amp; co</a></td>\n'
+        f'  <td><a href="/runs/42/">{status_badge("failed")}</a></td>\n'
+        f"  <td>{utc_time(at)}</td>\n"
+        "  <td>Leap &lt;1&gt;</td>\n</tr>\n"
+    )
