@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from django.template import Context, Template
 from django.test import RequestFactory
 
+from runs.templatetags.case_rows import case_result_rows, case_strip
 from runs.templatetags.failures import sparkline
 from runs.templatetags.run_rows import failing_schedule_rows
 from runs.templatetags.runboard import humanize_duration, run_duration, status_badge, utc_time
@@ -116,3 +117,32 @@ def test_the_overviews_failing_schedules_link_their_latest_run_and_escape_their_
         f"  <td>{utc_time(at)}</td>\n"
         "  <td>Leap &lt;1&gt;</td>\n</tr>\n"
     )
+
+
+def test_a_case_page_draws_its_strip_and_rows_escaped_and_marks_the_run_it_came_from():
+    at = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    run = SimpleNamespace(
+        started_at=at, schedule_id=3, schedule=SimpleNamespace(title="<Nightly>"), external_id="r-1"
+    )
+    result = SimpleNamespace(
+        pk=9,
+        run_id=42,
+        run=run,
+        status="failed",
+        vendor_status="Failed",
+        in_rerun=True,
+        agent_id=None,
+        duration=timedelta(seconds=2),
+        message="<boom>",
+    )
+    strip = case_strip([result], from_run=42)
+    assert 'class="strip-cell status-failed is-from is-rerun" href="/runs/42/"' in strip
+    assert 'title="Failed · 2026-03-04 05:06 UTC · in a rerun"' in strip
+    assert '<span aria-hidden="true">F</span>' in strip
+    rows = case_result_rows([result], from_run=42)
+    assert '<tr id="case-result-9" data-result-id="9" class="row-failed is-from">' in rows
+    assert '<a href="/runs/42/">&lt;Nightly&gt; #r-1</a>' in rows
+    assert "the run you came from" in rows and '<span class="tag tag-rerun">rerun</span>' in rows
+    assert "<td>—</td>" in rows and "<td>2 s</td>" in rows and "<td>&lt;boom&gt;</td>" in rows
+    assert case_strip([]) == '      <li class="muted">No results yet.</li>\n'
+    assert "No results yet." in case_result_rows([])
