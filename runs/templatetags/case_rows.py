@@ -1,6 +1,6 @@
 """A test case's page of results, drawn in Python: its strip and its table, a cell and a row
-per result (a page of 30 cost 15 ms of template lookups, twice its queries; as the history's
-run rows and a run's result rows are drawn)."""
+per result (through template lookups a page of 30 cost more than the page's queries), as the
+history's run rows and a run's result rows are drawn."""
 
 from __future__ import annotations
 
