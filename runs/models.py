@@ -348,11 +348,13 @@ class ExecutionResult(models.Model):
                 covering=["id", "fingerprint", "run", "test_case", "agent"],
             ),
             # ...and one agent's in a window (the failures page filtered by agent), which
-            # otherwise ANDs the agent's results with every failure of the history.
-            models.Index(
+            # otherwise ANDs the agent's results with every failure of the history, or reads
+            # every failure of the window from the index by start for the agent's few.
+            CoveringIndex(
                 fields=["agent", "-started_at"],
                 name="result_agent_failed_idx",
                 condition=~Q(fingerprint=""),
+                covering=["id", "fingerprint", "run", "test_case"],
             ),
             # Whether a cause failed these cases before (new or known on a run's page): the
             # failures of a page's cases, not every result of them, with the run that says
