@@ -10,11 +10,11 @@ from html import escape
 from typing import Any
 
 from django import template
-from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
 from runs.templatetags.runboard import (
     humanize_duration,
+    id_url,
     status_badge,
     status_label,
     status_letter,
@@ -34,7 +34,7 @@ def _minute(value: Any) -> str:
 @register.simple_tag
 def case_strip(results: Iterable[Any], from_run: int | None = None) -> SafeString:
     """A cell per result, newest first: its status's letter, linked to its run."""
-    run_url = reverse("runs:detail", args=[0]).replace("/0/", "/{}/")
+    run_url = id_url("runs:detail")
     cells = []
     for result in results:
         label, at = status_label(result.status), _minute(result.run.started_at)
@@ -55,7 +55,7 @@ def case_strip(results: Iterable[Any], from_run: int | None = None) -> SafeStrin
 @register.simple_tag
 def case_result_rows(results: Iterable[Any], from_run: int | None = None) -> SafeString:
     """A row per result: its run, status, agent, start, duration and message."""
-    run_url = reverse("runs:detail", args=[0]).replace("/0/", "/{}/")
+    run_url = id_url("runs:detail")
     rows = []
     for result in results:
         run, here = result.run, result.run_id == from_run

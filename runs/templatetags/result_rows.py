@@ -9,12 +9,11 @@ from html import escape
 from typing import Any
 
 from django import template
-from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from runs.selectors import AgentCount, FailureCause, ResultRow
-from runs.templatetags.runboard import humanize_duration, status_badge, truncated
+from runs.templatetags.runboard import humanize_duration, id_url, status_badge, truncated
 
 register = template.Library()
 
@@ -31,9 +30,9 @@ def result_rows(
     """One `<tr>` per result; `pick` adds the checkbox that picks it for the rerun form, and
     a failure with a cause (runs.selectors.failure_causes) says whether it is new, and links
     its group."""
-    # Every case link differs only by its id: reverse once. A badge per status pair, once.
-    case_url = reverse("runs:test_case", args=[0]).replace("/0/", "/{}/")
-    group_url = reverse("runs:failure_group", args=[0]).replace("/0/", "/{}/")
+    # A badge per status pair, once.
+    case_url = id_url("runs:test_case")
+    group_url = id_url("runs:failure_group")
     badge = functools.cache(status_badge)
     causes = causes or {}
     return mark_safe(

@@ -10,11 +10,10 @@ from html import escape
 
 from django import template
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
 from runs.models import Run, Schedule, Trigger
-from runs.templatetags.runboard import run_duration, status_badge, truncated, utc_time
+from runs.templatetags.runboard import id_url, run_duration, status_badge, truncated, utc_time
 
 register = template.Library()
 
@@ -24,9 +23,9 @@ TRIGGER_LABELS = dict(Trigger.choices)
 @register.simple_tag
 def run_rows(runs: Iterable[Run]) -> SafeString:
     """One `<tr>` per run; a run in progress polls its own row until it is over."""
-    # Links differ only by the run's id: reverse once. A badge per status pair, once.
-    run_url = reverse("runs:detail", args=[0]).replace("/0/", "/{}/")
-    row_url = reverse("runs:run_row", args=[0]).replace("/0/", "/{}/")
+    # A badge per status pair, once.
+    run_url = id_url("runs:detail")
+    row_url = id_url("runs:run_row")
     badge = functools.cache(status_badge)
     return mark_safe("".join(_row(run, run_url, row_url, badge) for run in runs))
 
@@ -40,8 +39,8 @@ def run_row(run: Run) -> SafeString:
 def failing_schedule_rows(schedules: Iterable[Schedule]) -> SafeString:
     """The overview's failing schedules, a `<tr>` each, with their latest run (45 of them
     drew slower through template lookups than the page's queries)."""
-    schedule_url = reverse("runs:schedule", args=[0]).replace("/0/", "/{}/")
-    run_url = reverse("runs:detail", args=[0]).replace("/0/", "/{}/")
+    schedule_url = id_url("runs:schedule")
+    run_url = id_url("runs:detail")
     badge = functools.cache(status_badge)
     return mark_safe(
         "".join(

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import template
 from django.http import QueryDict
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
@@ -111,6 +112,12 @@ def status_badge(status: Any, vendor_status: str = "") -> str:
         STATUS_ICONS[normalized],
         normalized.label,
     )
+
+
+def id_url(name: str) -> str:
+    """The URL named `name` for an id, as a format string ("/runs/{}/"): reversed once for a
+    page of rows whose links differ only by their id."""
+    return reverse(name, args=[0]).replace("/0/", "/{}/")
 
 
 def truncated(text: str, length: int) -> str:
