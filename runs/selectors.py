@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -407,15 +407,6 @@ class Titled:
     title: str
 
 
-# What a result's row reads (runs.templatetags.result_rows), with its cause, the rerun form's
-# picker and the API's item: plain values, in this order, then its case's and agent's titles.
-RESULT_ROW_FIELDS = (
-    *("id", "run_id", "test_case_id", "agent_id", "external_id", "case_key", "status"),
-    *("vendor_status", "started_at", "finished_at", "duration", "message", "log_excerpt"),
-    *("seq", "retry_count", "input", "is_data_driven", "iterations", "fingerprint"),
-)
-
-
 @dataclass(frozen=True, slots=True)
 class ResultRow:
     """A result as a run's page and the API show it. Read as one tuple of values, not as a
@@ -457,6 +448,16 @@ class ResultRow:
     @property
     def status_enum(self) -> Status:
         return Status(self.status)
+
+
+# What a result's row reads (runs.templatetags.result_rows), with its cause, the rerun form's
+# picker and the API's item: ResultRow's own fields, in its order (id for pk), then its case's
+# and agent's titles.
+RESULT_ROW_FIELDS = tuple(
+    "id" if f.name == "pk" else f.name
+    for f in fields(ResultRow)
+    if f.name not in ("test_case", "agent")
+)
 
 
 def _result_rows(queryset: QuerySet[ExecutionResult]) -> QuerySet[ExecutionResult]:
