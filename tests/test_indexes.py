@@ -58,6 +58,13 @@ def plan(queryset, *off: str) -> str:
     return explain(*queryset.query.sql_with_params(), *off)
 
 
+def analyze_results() -> None:
+    """Statistics of the results this test made, for a plan that depends on them, not of
+    another test's (ANALYZE's counts outlive a rollback)."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE runs_executionresult")
+
+
 def explain(sql: str, params: Any = (), *off: str) -> str:
     """plan() for a query's SQL (one a page was seen to run)."""
     with transaction.atomic(), connection.cursor() as cursor:
@@ -192,8 +199,7 @@ def test_the_failures_of_the_causes_shown_are_expected_in_their_number():
     make_results(run, 1900)
     make_results(run, 60, status="failed", fingerprint="aaaaaaaaaaaaaaaa")
     make_results(run, 40, status="failed", fingerprint="bbbbbbbbbbbbbbbb")
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE runs_executionresult")
+    analyze_results()
     causes = ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]
     failures = selectors._failures_in(run.started_at, {}, causes=causes)
     sql, params = failures.query.sql_with_params()
@@ -219,10 +225,7 @@ def test_a_windows_failures_are_counted_from_the_failures_index_alone():
     index's own entries, not a heap page per failure."""
     run = make_run()
     make_results(run, 30, status="failed", fingerprint="aaaaaaaaaaaaaaaa")
-    with connection.cursor() as cursor:
-        # Statistics of this table, not of another test's (ANALYZE's counts outlive a
-        # rollback).
-        cursor.execute("ANALYZE runs_executionresult")
+    analyze_results()
     with CaptureQueriesContext(connection) as queries:
         selectors.failure_groups(days=30)
     reach = next(q["sql"] for q in queries.captured_queries if "runs_executionresult" in q["sql"])
@@ -237,8 +240,7 @@ def test_a_causes_page_counts_its_failures_from_the_cause_index_alone():
     run = make_run()
     make_results(run, 30, status="failed", fingerprint="a" * 16)
     make_results(run, 600, status="failed", fingerprint="b" * 16)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE runs_executionresult")
+    analyze_results()
     group = FailureGroup.objects.create(fingerprint="a" * 16, version=1, normalized="boom")
     failures = selectors._group_failures(group, 30)
     found = plan(failures.values("agent_id").annotate(n=Count("id")), "seqscan", "bitmapscan")
