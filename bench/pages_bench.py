@@ -12,6 +12,12 @@ the history pages serve from their cache until the next change). The floor is th
 queries (captured from one drawing request) executed raw on one cursor, also a median: what
 the page costs if rendering were free. On PostgreSQL each query is EXPLAINed
 and a sequential scan of a big table (runs, results) is flagged.
+
+Each drawing request's time is also split three ways (medians, so they need not add up to the
+median): waiting on the database (the page's queries as Django runs them), in templates (their
+own queries apart), and the rest of Python (middleware, session and user, building querysets,
+rows as objects, the view). The first row, `/bench/trivial/` (bench/urls.py), is a logged-in
+view that does nothing: what every page costs before its own work.
 """
 
 from __future__ import annotations
@@ -23,13 +29,16 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+# The product's settings, plus /bench/trivial/.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")
 # Production settings (DEBUG logs every query and renders templates with debug info), over
@@ -45,6 +54,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Count  # noqa: E402
+from django.template.backends.django import Template  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
@@ -86,6 +96,7 @@ def pages(client: Client) -> list[tuple[str, str]]:
     # A cause (they are alike in reach here): its page reads every failure of it.
     cause = FailureGroup.objects.order_by("first_seen_at", "id").first()
     listed = [
+        ("trivial logged-in view", "/bench/trivial/"),
         ("overview", "/"),
         ("history", "/runs/"),
         ("history, failures", "/runs/?status=failures"),
@@ -148,15 +159,60 @@ def floor_ms(queries: list[str], repeat: int) -> float:
     return statistics.median(times) * 1000
 
 
+class Split:
+    """Where one request's time goes: seconds waiting on the database (each query as Django
+    executes it) and seconds in templates, their own queries apart."""
+
+    def __init__(self) -> None:
+        self.sql = self.templates = self.sql_in_templates = 0.0
+        self._depth = 0
+
+    @contextmanager
+    def timing(self) -> Iterator[None]:
+        """Time what runs inside: queries on the connection, the templates rendered (the
+        outermost of a nest: includes and form widgets are inside it)."""
+        render = Template.render
+
+        def timed(template, context=None, request=None):
+            self._depth += 1
+            begun = time.perf_counter()
+            try:
+                return render(template, context, request)
+            finally:
+                self._depth -= 1
+                if not self._depth:
+                    self.templates += time.perf_counter() - begun
+
+        Template.render = timed
+        try:
+            with connection.execute_wrapper(self._execute):
+                yield
+        finally:
+            Template.render = render
+
+    def _execute(self, execute, sql, params, many, context):
+        begun = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            elapsed = time.perf_counter() - begun
+            self.sql += elapsed
+            if self._depth:
+                self.sql_in_templates += elapsed
+
+
 def measure(client: Client, url: str, repeat: int) -> dict:
     for _ in range(2):
         client.get(url)
-    times, again = [], []
+    times, again, splits = [], [], []
     for _ in range(repeat):
         revision_bump()
+        split = Split()
         begun = time.perf_counter()
-        response = client.get(url)
+        with split.timing():
+            response = client.get(url)
         times.append(time.perf_counter() - begun)
+        splits.append(split)
         begun = time.perf_counter()
         client.get(url)
         again.append(time.perf_counter() - begun)
@@ -175,6 +231,14 @@ def measure(client: Client, url: str, repeat: int) -> dict:
     return {
         "status": response.status_code,
         "ms": statistics.median(times) * 1000,
+        "sql": statistics.median(split.sql for split in splits) * 1000,
+        "templates": statistics.median(split.templates - split.sql_in_templates for split in splits)
+        * 1000,
+        "python": statistics.median(
+            total - split.sql - (split.templates - split.sql_in_templates)
+            for total, split in zip(times, splits, strict=True)
+        )
+        * 1000,
         "again": statistics.median(again) * 1000,
         "floor": floor_ms(data, repeat),
         "queries": len(queries),
@@ -203,8 +267,8 @@ def main() -> None:
         f"- Data: {runs:,} runs, {results:,} results; median of {args.repeat} warm requests",
         "",
         "| page | status | queries | median (ms) | SQL floor (ms) | ratio | again (ms) | HTML (KB) "
-        "| seq scans |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| seq scans | in SQL (ms) | templates (ms) | other Python (ms) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     print("\n".join(lines), flush=True)
     for name, url in pages(client):
@@ -214,7 +278,8 @@ def main() -> None:
         line = (
             f"| {name} | {m['status']} | {m['queries']} | {m['ms']:.1f} | {m['floor']:.1f} | "
             f"{m['ms'] / m['floor']:.1f}x | {m['again']:.1f} | {m['kb']:.0f} | "
-            f"{', '.join(m['scans']) or '—'} |"
+            f"{', '.join(m['scans']) or '—'} | {m['sql']:.1f} | {m['templates']:.1f} | "
+            f"{m['python']:.1f} |"
         )
         print(line, flush=True)
         lines.append(line)
