@@ -5,7 +5,8 @@ them on every request).
 
 Sync keeps them in the same transaction as the results they count, with a fixed number of
 statements per batch: it groups the batch's runs' results by run, agent and status before the
-write and after it, adds the difference to the agents and writes each run's groups. A run's
+write and after it, adds the difference to the agents and writes each run's groups (the runs
+the batch made are grouped from the rows it wrote: nothing of theirs is read back). A run's
 results are written only by the batch that holds the run, and the runs of a batch are
 disjoint from every other run, so even the distinct-run difference is exact.
 """
@@ -87,13 +88,21 @@ def _by_key(item: tuple[tuple[int, int | None, str], Any]) -> tuple[int, int, st
     return run, agent or 0, status
 
 
-def counts_apply(*, run_pks: Collection[int], before: Groups) -> None:
+def counts_apply(
+    *,
+    run_pks: Collection[int],
+    before: Groups,
+    written: Groups | None = None,
+    written_runs: Collection[int] = (),
+) -> None:
     """Keep the counts of these runs' results that the write just changed: each agent gets
     the difference from `before` (their result_groups taken before the write), each run its
-    counts anew. One aggregate and at most two UPDATEs."""
+    counts anew. `written_runs` are runs whose every result the write just made, grouped in
+    `written` by the writer (it holds them): they are not read back. At most one aggregate
+    and two UPDATEs."""
     if not run_pks:
         return
-    after = result_groups(run_pks=run_pks)
+    after = {**result_groups(run_pks=set(run_pks) - set(written_runs)), **(written or {})}
     _agents_apply(agent_tally(before), agent_tally(after))
     kept = [Run(pk=pk, result_counts=rows) for pk, rows in run_counts(after, run_pks).items()]
     Run.objects.bulk_update(kept, ["result_counts"])

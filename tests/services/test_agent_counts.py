@@ -197,6 +197,30 @@ def test_a_store_that_changes_nothing_writes_no_agent(orchestrator):
     assert len(updates) == 1 and kept() == recounted()
 
 
+def test_a_batch_of_new_runs_counts_the_rows_it_wrote_without_reading_them_back(orchestrator):
+    # The vendor lists item-1 twice: stored once (the last reading), so counted once.
+    twice = run(
+        "r1",
+        result(1, agent="a", status=Status.FAILED),
+        result(1, agent="b", at=3),
+        result(2, agent="a", status=Status.ERROR, at=7),
+    )
+    with CaptureQueriesContext(connection) as queries:
+        runs_store(
+            orchestrator=orchestrator, snapshots=[twice, run("r2", result(1, agent="b"), hours=1)]
+        )
+
+    grouped = [
+        q["sql"]
+        for q in queries.captured_queries
+        if 'FROM "runs_executionresult"' in q["sql"] and "GROUP BY" in q["sql"]
+    ]
+    assert grouped == []
+    assert kept() == recounted()
+    assert kept()["lab/a"] == (1, 1, 1, NOW + timedelta(minutes=7))
+    assert run_counts_kept() == run_counts_recounted()
+
+
 def many(runs: int, agents: int, per_run: int) -> list[RunSnapshot]:
     return [
         run(

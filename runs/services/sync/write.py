@@ -8,7 +8,7 @@ pruning results gone upstream) lives in runs.services.sql.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -174,10 +174,11 @@ def _runs_store(
     # The agents' and runs' counts follow the results in this transaction: the batch's runs'
     # results grouped before the write and after it, then two UPDATEs (agent_counts).
     counted = _counted_runs(changes, latest, keys)
-    before = agent_counts.result_groups(run_pks=counted)
-    # Rows this batch made (new runs, new attempts) hold no results yet.
+    # Rows this batch made (new runs, new attempts) hold no results yet: nothing to group
+    # before the write, and after it their results are the rows written.
     made = {run.pk for key, run in latest.items() if getattr(existing.get(key), "pk", 0) != run.pk}
-    written, causes = _results_store(
+    before = agent_counts.result_groups(run_pks=counted - made)
+    written, causes, made_groups = _results_store(
         {s.external_id: s for s in changed},
         latest,
         agent_ids,
@@ -191,7 +192,9 @@ def _runs_store(
         [run.pk for run, _ in changes.updates],
         [(run.pk, r.external_id[:200]) for run, s in changes.updates for r in s.results],
     )
-    agent_counts.counts_apply(run_pks=counted, before=before)
+    agent_counts.counts_apply(
+        run_pks=counted, before=before, written=made_groups, written_runs=made
+    )
     agent_counts.orchestrator_runs_added(orchestrator.pk, len(made))
     revision_bump()
     _link_parents(orchestrator, changed)
@@ -305,10 +308,11 @@ def _results_store(
     *,
     new_runs: set[int],
     fingerprints: dict[tuple[str, str], str],
-) -> tuple[int, dict[str, int]]:
+) -> tuple[int, dict[str, int], agent_counts.Groups]:
     """Upsert the results of the changed runs (COPY and one merge on PostgreSQL); the runs
-    the batch created (`new_runs`) have none stored yet. Returns how many were written, and
-    the failure groups this made ({fingerprint: pk})."""
+    the batch created (`new_runs`) have none stored yet. Returns how many were written, the
+    failure groups this made ({fingerprint: pk}), and the new runs' results grouped as
+    agent_counts.result_groups would read them back."""
     rows = [
         result_row(
             r, run_id=run_id, case_ids=case_ids, agent_ids=agent_ids, fingerprints=fingerprints
@@ -319,13 +323,36 @@ def _results_store(
         for r in snapshot.results
     ]
     written = sql.results_upsert(RESULT_COLUMNS, rows, update=RESULT_FIELDS, new_runs=new_runs)
-    return written, sql.failure_groups_upsert(failure_groups_seen(rows))
+    causes = sql.failure_groups_upsert(failure_groups_seen(rows))
+    return written, causes, result_groups_of(rows, runs=new_runs)
 
 
+_RUN = RESULT_COLUMNS.index("run_id")
+_EXTERNAL_ID = RESULT_COLUMNS.index("external_id")
+_AGENT = RESULT_COLUMNS.index("agent_id")
+_STATUS = RESULT_COLUMNS.index("status")
+_DATA_DRIVEN = RESULT_COLUMNS.index("is_data_driven")
 _FINGERPRINT = RESULT_COLUMNS.index("fingerprint")
 _STARTED = RESULT_COLUMNS.index("started_at")
 _MESSAGE = RESULT_COLUMNS.index("message")
 _LOG = RESULT_COLUMNS.index("log_excerpt")
+
+
+def result_groups_of(
+    rows: Iterable[tuple[Any, ...]], *, runs: Collection[int]
+) -> agent_counts.Groups:
+    """agent_counts.result_groups of `runs` from the result rows written for them, without
+    reading them back: a run's results are grouped by agent and status, each result once (a
+    key repeated in `rows`: the last stands, as sql.results_upsert stores it)."""
+    stored = {(row[_RUN], row[_EXTERNAL_ID]): row for row in rows if row[_RUN] in runs}
+    groups: dict[tuple[int, int | None, str], list[Any]] = {}
+    for row in stored.values():
+        group = groups.setdefault((row[_RUN], row[_AGENT], row[_STATUS]), [0, 0, None])
+        group[0] += 1
+        group[1] += 1 if row[_DATA_DRIVEN] else 0
+        if (started := row[_STARTED]) is not None and (group[2] is None or started > group[2]):
+            group[2] = started
+    return {key: (n, data_driven, last) for key, (n, data_driven, last) in groups.items()}
 
 
 def failure_groups_seen(rows: Iterable[tuple[Any, ...]]) -> list[tuple[str, int, str, Any, Any]]:
