@@ -104,8 +104,7 @@ def counts_apply(
         return
     after = {**result_groups(run_pks=set(run_pks) - set(written_runs)), **(written or {})}
     _agents_apply(agent_tally(before), agent_tally(after))
-    kept = [Run(pk=pk, result_counts=rows) for pk, rows in run_counts(after, run_pks).items()]
-    Run.objects.bulk_update(kept, ["result_counts"])
+    sql.run_counts_write(run_counts(after, run_pks))
 
 
 def _agents_apply(before: dict[int, Tally], after: dict[int, Tally]) -> None:

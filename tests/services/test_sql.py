@@ -9,19 +9,20 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from runs.models import Agent, ExecutionResult
+from runs.models import Agent, ExecutionResult, Run
 from runs.orchestrators.base import IterationSnapshot, ResultSnapshot
 from runs.services.sql import (
     advisory_xact_lock,
     agent_counts_rebuild,
     results_prune,
     results_upsert,
+    run_counts_write,
 )
 from runs.services.sync.catalog import upsert
 from runs.services.sync.classify import RESULT_COLUMNS, result_row
 from runs.services.sync.write import RESULT_FIELDS
 from runs.status import Status
-from tests.factories import make_agent, make_result, make_run, make_test_case
+from tests.factories import make_agent, make_result, make_run, make_runs, make_test_case
 
 pytestmark = pytest.mark.django_db
 
@@ -54,6 +55,31 @@ def test_it_prunes_nothing_without_runs():
     with CaptureQueriesContext(connection) as queries:
         results_prune([], [])
     assert queries.captured_queries == []
+
+
+def test_it_writes_runs_counts_in_one_statement_of_the_same_text_however_many_runs():
+    runs = make_runs(12)
+    agent = make_agent(runs[0].orchestrator)
+    untouched = make_run()
+    Run.objects.filter(pk=untouched.pk).update(result_counts=[["passed", None, 1, 0]])
+    counts = {
+        run.pk: [["failed", agent.pk, n + 1, 0], ["passed", None, 2 * n, n]] if n else []
+        for n, run in enumerate(runs)
+    }
+
+    statements = []
+    for batch in (dict(list(counts.items())[:2]), dict(list(counts.items())[2:])):
+        with CaptureQueriesContext(connection) as queries:
+            assert run_counts_write(batch) == len(batch)
+        statements += [q["sql"] for q in queries.captured_queries]
+
+    assert len(statements) == 2
+    # The batch travels as one parameter: the statement does not grow with it.
+    first, second = (sql.split(" FROM ", 1)[0] for sql in statements)
+    assert first == second
+    assert dict(Run.objects.filter(pk__in=counts).values_list("pk", "result_counts")) == counts
+    assert Run.objects.get(pk=untouched.pk).result_counts == [["passed", None, 1, 0]]
+    assert run_counts_write({}) == 0
 
 
 def test_the_advisory_lock_holds_inside_a_transaction_and_is_a_no_op_on_sqlite():
