@@ -95,6 +95,7 @@ def execute(sql: str, params: dict) -> int:
 def clear() -> None:
     for table in (
         "runs_executionresult",
+        "runs_runagent",
         "runs_run",
         "runs_failuregroup",
         "runs_rerunrequest",

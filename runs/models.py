@@ -325,7 +325,7 @@ class ExecutionResult(models.Model):
                 name="result_run_failure_seq_idx",
                 condition=Q(status__in=FAILURE_VALUES),
             ),
-            # The history filtered by agent asks, run by run, whether the agent ran any of it.
+            # A run's results on one agent (the run page filtered by agent).
             models.Index(fields=["run", "agent"], name="result_run_agent_idx"),
             # The test case page: its results, newest first, a page by key.
             DescendingNullsLastIndex(
@@ -373,6 +373,35 @@ class ExecutionResult(models.Model):
     @property
     def status_enum(self) -> Status:
         return Status(self.status)
+
+
+class RunAgent(models.Model):
+    """An agent a run's results ran on, with the run's start: kept by sync with the run's
+    counts (runs.services.agent_counts), so the history filtered by agent walks the agent's
+    runs newest first from an index, not every run of the history asking its results whether
+    the agent ran any (an agent retired long ago: every run of the history)."""
+
+    # No single-column indexes: the unique pair leads with the run, the index with the agent.
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="agent_links", db_index=False
+    )
+    agent = models.ForeignKey(
+        Agent, on_delete=models.CASCADE, related_name="run_links", db_index=False
+    )
+    # The run's started_at, written with the row (a run's start moves only when sync writes
+    # the run, which writes these rows again).
+    started_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "agent"], name="runagent_unique_pair")
+        ]
+        indexes = [
+            models.Index(fields=["agent", "-started_at", "-run"], name="runagent_agent_started_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} on agent {self.agent_id}"
 
 
 class RerunScope(models.TextChoices):

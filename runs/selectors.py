@@ -229,8 +229,11 @@ def run_filter(queryset: QuerySet[Run], *, filters: dict[str, Any]) -> QuerySet[
         else:
             queryset = queryset.filter(status=status)
     if agent := filters.get("agent"):
-        on_agent = ExecutionResult.objects.filter(run=OuterRef("pk"), agent=agent)
-        queryset = queryset.filter(Exists(on_agent))
+        # Through the pairs sync keeps (RunAgent): one row per run the agent ran on, whose
+        # copy of the run's start a history by start walks from an index (run_sort_key).
+        queryset = queryset.filter(agent_links__agent=agent).annotate(
+            agent_started_at=F("agent_links__started_at")
+        )
     if trigger := filters.get("trigger"):
         queryset = queryset.filter(trigger=trigger)
     if build := filters.get("build"):
@@ -258,12 +261,23 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def run_sort_key(sort: str, filters: dict[str, Any]) -> SortKey:
+    """The history's key for `sort` under these filters. Filtered by agent and sorted by
+    start, it is the agent's own copy of each run's start (run_filter): the same order, read
+    from the agent's rows newest first instead of probing every run of the history."""
+    key = RUN_SORT_KEYS.get(sort, RUN_SORT_KEYS["-started"])
+    if filters.get("agent") and key.field == "started_at":
+        return SortKey("agent_started_at", descending=key.descending)
+    return key
+
+
 def run_history_queryset(
     *, filters: dict[str, Any] | None = None, sort: str = "-started"
 ) -> QuerySet[Run]:
     """Every run across orchestrators that the history's filters keep, in its order."""
-    key = RUN_SORT_KEYS.get(sort, RUN_SORT_KEYS["-started"])
-    return run_filter(_runs(), filters=filters or {}).order_by(*key.ordering())
+    filters = filters or {}
+    key = run_sort_key(sort, filters)
+    return run_filter(_runs(), filters=filters).order_by(*key.ordering())
 
 
 def run_history(
@@ -275,7 +289,7 @@ def run_history(
     size: int = PAGE_SIZE,
 ) -> Page[Run]:
     """Every run across orchestrators, filtered, sorted and paginated by key."""
-    key = RUN_SORT_KEYS.get(sort, RUN_SORT_KEYS["-started"])
+    key = run_sort_key(sort, filters or {})
     queryset = run_history_queryset(filters=filters, sort=sort)
     return keyset_page(queryset, key=key, after=after, before=before, size=size)
 

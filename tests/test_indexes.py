@@ -11,9 +11,17 @@ from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 
 from runs import selectors
-from runs.models import ExecutionResult, FailureGroup, Run, Schedule
+from runs.models import ExecutionResult, FailureGroup, Run, RunAgent, Schedule
+from runs.services.agent_counts import agent_counts_rebuild
 from runs.status import FAILURE_VALUES
-from tests.factories import make_result, make_results, make_run, make_schedule, make_test_case
+from tests.factories import (
+    make_agent,
+    make_result,
+    make_results,
+    make_run,
+    make_schedule,
+    make_test_case,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +44,7 @@ def indexes_of(model) -> dict[str, dict]:
         (ExecutionResult, "result_case_cause_idx"),
         (ExecutionResult, "result_run_failure_seq_idx"),
         (Run, "run_schedule_vars_idx"),
+        (RunAgent, "runagent_agent_started_idx"),
     ],
 )
 def test_it_has_each_index_under_its_name_on_every_database(model, name):
@@ -245,3 +254,20 @@ def test_a_causes_page_counts_its_failures_from_the_cause_index_alone():
     failures = selectors._group_failures(group, 30)
     found = plan(failures.values("agent_id").annotate(n=Count("id")), "seqscan", "bitmapscan")
     assert "Index Only Scan using result_fingerprint_idx" in found, found
+
+
+@pytest.mark.postgres
+def test_an_agents_history_walks_the_agents_own_runs_newest_first():
+    """From the pairs sync keeps (RunAgent), by the agent and the run's start: not every run
+    of the history, newest first, asking its results whether the agent ran any (for an agent
+    retired long ago, every run of the history)."""
+    schedule = make_schedule()
+    agent = make_agent(schedule.orchestrator)
+    make_result(make_run(schedule), agent=agent)
+    agent_counts_rebuild()
+    for sort in ("-started", "started"):
+        history = selectors.run_history_queryset(filters={"agent": agent}, sort=sort)[:51]
+        # Sorting forbidden too: the index itself gives the history's order, either way.
+        found = plan(history, "seqscan", "bitmapscan", "sort")
+        assert "runagent_agent_started_idx" in found and "run_started_idx" not in found, found
+        assert "Sort" not in found, found

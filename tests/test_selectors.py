@@ -11,9 +11,16 @@ from django.test.utils import CaptureQueriesContext
 from runs import selectors
 from runs.models import ExecutionResult, Run, Trigger
 from runs.selectors import RUN_SORT_KEYS, SortKey
+from runs.services.agent_counts import agent_counts_rebuild
 from runs.services.failure_groups import fingerprints_refresh
 from runs.status import Status
-from tests.factories import make_agent, make_result, make_run, make_schedule, make_test_case
+from tests.factories import (
+    make_agent,
+    make_result,
+    make_run,
+    make_schedule,
+    make_test_case,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -86,15 +93,47 @@ def test_a_cursor_round_trips_and_junk_is_refused():
     assert nullable.decode("n_3") == (None, 3)
 
 
-def test_run_filter_matches_agent_through_results():
+def test_run_filter_matches_agent_through_the_runs_agents():
     schedule = make_schedule()
     agent = make_agent(schedule.orchestrator)
     on_agent = make_run(schedule)
     make_result(on_agent, agent=agent)
     make_result(on_agent, agent=agent)  # two results, still one row
     make_run(schedule)
+    agent_counts_rebuild()  # factories write results directly; sync keeps RunAgent
     page = selectors.run_history(filters={"agent": agent})
     assert [run.pk for run in page.items] == [on_agent.pk]
+
+
+@pytest.mark.parametrize("sort", ["-started", "started", "-duration", "duration"])
+def test_an_agents_history_pages_through_its_runs_in_the_historys_order(sort):
+    schedule = make_schedule()
+    agent, other = make_agent(schedule.orchestrator), make_agent(schedule.orchestrator)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    runs = []
+    for n in range(12):
+        # Two runs at each start (ties broken by id), durations out of step with starts.
+        run = make_run(
+            schedule, started_at=start + timedelta(hours=n // 2), duration=timedelta(seconds=n % 5)
+        )
+        make_result(run, agent=agent if n % 3 else other)
+        runs.append(run)
+    agent_counts_rebuild()
+    on_agent = {run.pk for n, run in enumerate(runs) if n % 3}
+    # The whole history's order, kept to the agent's runs.
+    expected = [run.pk for run in selectors.run_history_queryset(sort=sort) if run.pk in on_agent]
+
+    seen, after = [], ""
+    while True:
+        page = selectors.run_history(filters={"agent": agent}, sort=sort, after=after, size=3)
+        seen += [run.pk for run in page.items]
+        if not page.next_cursor:
+            break
+        after = page.next_cursor
+    back = selectors.run_history(filters={"agent": agent}, sort=sort, before=after, size=3)
+
+    assert seen == expected and len(seen) == 8
+    assert [run.pk for run in back.items] == expected[-6:-3]
 
 
 def test_it_puts_the_first_failures_apart_and_pages_the_rest_by_seq():

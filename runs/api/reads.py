@@ -97,9 +97,10 @@ def schedules(request: HttpRequest, query: Query[ScheduleQuery]) -> SchedulePage
 def runs(request: HttpRequest, query: Query[RunQuery]) -> RunPage:
     """The run history with the page's filters, newest first unless `sort` says otherwise."""
     form = valid(RunFilterForm(query.model_dump(exclude={"after", "before"})))
-    key = selectors.RUN_SORT_KEYS[form.sort_key]
+    filters = form.filters()
+    key = selectors.run_sort_key(form.sort_key, filters)
     page = selectors.run_history(
-        filters=form.filters(),
+        filters=filters,
         sort=form.sort_key,
         **cursor(key, after=query.after, before=query.before),
     )

@@ -1,7 +1,8 @@
 """The counts kept on the rows they describe: each agent's results (runs, results, failures,
-last seen), each run's results by agent and status, and each orchestrator's runs, so the
-pages that show them read rows, not history (a run page of 10,000 results no longer groups
-them on every request).
+last seen), each run's results by agent and status and the agents they ran on (RunAgent),
+and each orchestrator's runs, so the pages that show them read rows, not history (a run page
+of 10,000 results no longer groups them on every request, the history filtered by agent no
+longer asks every run's results).
 
 Sync keeps them in the same transaction as the results they count, with a fixed number of
 statements per batch: it groups the batch's runs' results by run, agent and status before the
@@ -93,18 +94,20 @@ def counts_apply(
     run_pks: Collection[int],
     before: Groups,
     written: Groups | None = None,
-    written_runs: Collection[int] = (),
+    made: Collection[int] = (),
 ) -> None:
-    """Keep the counts of these runs' results that the write just changed: each agent gets
+    """Keep the counts and agents of these runs that the write just changed: each agent gets
     the difference from `before` (their result_groups taken before the write), each run its
-    counts anew. `written_runs` are runs whose every result the write just made, grouped in
-    `written` by the writer (it holds them): they are not read back. At most one aggregate
-    and two UPDATEs."""
+    counts and agents anew. The runs the write `made` are not read back: their results are
+    the rows it wrote, grouped in `written`. At most one aggregate and four statements."""
     if not run_pks:
         return
-    after = {**result_groups(run_pks=set(run_pks) - set(written_runs)), **(written or {})}
+    stored = sorted(set(run_pks) - set(made))
+    after = {**result_groups(run_pks=stored), **(written or {})}
     _agents_apply(agent_tally(before), agent_tally(after))
     sql.run_counts_write(run_counts(after, run_pks))
+    pairs = {(run, agent) for run, agent, _ in after if agent is not None}
+    sql.run_agents_write(pairs, stored_runs=stored)
 
 
 def _agents_apply(before: dict[int, Tally], after: dict[int, Tally]) -> None:
@@ -141,11 +144,12 @@ def orchestrator_runs_added(orchestrator_pk: int, added: int) -> None:
 
 
 def agent_counts_rebuild() -> int:
-    """Recount every agent and every run from its results and every orchestrator's runs (a
-    repair): one set-based statement each. Returns the number of agents."""
+    """Recount every agent and every run (its counts and its agents) from the results and
+    every orchestrator's runs (a repair): set-based statements. Returns the number of agents."""
     runs = Run.objects.filter(orchestrator=OuterRef("pk")).order_by().values("orchestrator")
     Orchestrator.objects.update(
         run_count=Coalesce(Subquery(runs.annotate(n=Count("pk")).values("n")), 0)
     )
     sql.run_counts_rebuild()
+    sql.run_agents_rebuild()
     return sql.agent_counts_rebuild(failure_statuses=FAILURE_VALUES)

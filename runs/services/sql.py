@@ -3,8 +3,9 @@
 Everything else goes through the ORM (bulk_create with update_conflicts for the upserts).
 Here: the advisory lock a sync batch holds, pruning results gone upstream, recounting every
 agent in one statement (agent_counts_rebuild) and every run's results (run_counts_rebuild),
-writing a batch's runs' counts (run_counts_write), a batch's results on PostgreSQL, which
-COPY streams (results_upsert), and the failure groups a batch saw (failure_groups_upsert).
+writing a batch's runs' counts (run_counts_write) and agents (run_agents_write, and their
+repair run_agents_rebuild), a batch's results on PostgreSQL, which COPY streams
+(results_upsert), and the failure groups a batch saw (failure_groups_upsert).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 from psycopg.types.json import JsonbDumper
 
-from runs.models import Agent, ExecutionResult, FailureGroup, Run
+from runs.models import Agent, ExecutionResult, FailureGroup, Run, RunAgent
 
 
 def advisory_xact_lock(*keys: int) -> None:
@@ -138,12 +139,64 @@ def run_counts_write(counts: Mapping[int, list[list[Any]]]) -> int:
             "SELECT k.id, k.counts FROM jsonb_to_recordset(%s::jsonb) AS k(id bigint, counts jsonb)"
         )
     else:
-        given = "SELECT j.value ->> '$.id' AS id, j.value -> '$.counts' AS counts FROM json_each(%s) AS j"
+        given = (
+            "SELECT j.value ->> '$.id' AS id, j.value -> '$.counts' AS counts "
+            "FROM json_each(%s) AS j"
+        )
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {runs} SET result_counts = given.counts FROM ({given}) AS given "
             f"WHERE {runs}.id = given.id",
             [payload],
+        )
+        return cursor.rowcount
+
+
+def run_agents_write(pairs: Collection[tuple[int, int]], *, stored_runs: Collection[int]) -> None:
+    """Keep RunAgent for a batch: `pairs` (run pk, agent pk) are every agent the batch's runs'
+    results ran on, `stored_runs` those of its runs stored before (whose old pairs go first).
+    Each row takes its run's start from the run. Two statements at most, the pairs as ONE
+    JSON parameter (bulk_create makes an instance and a parameter per value of each pair)."""
+    quote = connection.ops.quote_name
+    table, runs = quote(RunAgent._meta.db_table), quote(Run._meta.db_table)
+    with connection.cursor() as cursor:
+        if stored_runs:
+            placeholders = ", ".join(["%s"] * len(stored_runs))
+            cursor.execute(f"DELETE FROM {table} WHERE run_id IN ({placeholders})", [*stored_runs])
+        if not pairs:
+            return
+        payload = json.dumps([{"run": run, "agent": agent} for run, agent in sorted(pairs)])
+        if connection.vendor == "postgresql":
+            given = (
+                "SELECT k.run, k.agent FROM jsonb_to_recordset(%s::jsonb) "
+                "AS k(run bigint, agent bigint)"
+            )
+        else:
+            given = (
+                "SELECT j.value ->> '$.run' AS run, j.value ->> '$.agent' AS agent "
+                "FROM json_each(%s) AS j"
+            )
+        cursor.execute(
+            f"INSERT INTO {table} (run_id, agent_id, started_at) "
+            f"SELECT given.run, given.agent, {runs}.started_at FROM ({given}) AS given "
+            f"INNER JOIN {runs} ON {runs}.id = given.run",
+            [payload],
+        )
+
+
+def run_agents_rebuild(*, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Every run's agents anew from its results (RunAgent, which sync keeps for the runs it
+    writes): a repair. One DELETE and one INSERT ... SELECT DISTINCT over the results."""
+    db = connections[using]
+    quote = db.ops.quote_name
+    table = quote(RunAgent._meta.db_table)
+    runs, results = quote(Run._meta.db_table), quote(ExecutionResult._meta.db_table)
+    with db.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table}")
+        cursor.execute(
+            f"INSERT INTO {table} (run_id, agent_id, started_at) "
+            f"SELECT DISTINCT res.run_id, res.agent_id, ran.started_at FROM {results} res "
+            f"INNER JOIN {runs} ran ON ran.id = res.run_id WHERE res.agent_id IS NOT NULL"
         )
         return cursor.rowcount
 

@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models import Count, Max, Q
 from django.test.utils import CaptureQueriesContext
 
-from runs.models import Agent, ExecutionResult, Orchestrator, Run
+from runs.models import Agent, ExecutionResult, Orchestrator, Run, RunAgent
 from runs.orchestrators.base import ResultSnapshot, RunSnapshot
 from runs.services.agent_counts import agent_counts_rebuild
 from runs.services.reruns import RerunInput
@@ -71,6 +71,20 @@ def run_counts_recounted() -> dict[int, list]:
     for run, *group in rows:
         counted[run].append(tuple(group))
     return {pk: in_order(groups) for pk, groups in counted.items()}
+
+
+def run_agents_kept() -> set[tuple]:
+    """The (run, agent, start) rows sync keeps for the history filtered by agent."""
+    return set(RunAgent.objects.values_list("run_id", "agent_id", "started_at"))
+
+
+def run_agents_recounted() -> set[tuple]:
+    """The same, from the results and their runs."""
+    return set(
+        ExecutionResult.objects.filter(agent__isnull=False)
+        .values_list("run_id", "agent_id", "run__started_at")
+        .distinct()
+    )
 
 
 def runs_kept() -> dict[str, int]:
@@ -137,6 +151,7 @@ def test_it_counts_runs_results_failures_and_the_newest_result_on_first_store(or
     assert kept() == recounted()
     assert kept()["lab/a"] == (2, 3, 2, NOW + timedelta(minutes=9))
     assert run_counts_kept() == run_counts_recounted()
+    assert run_agents_kept() == run_agents_recounted()
 
 
 def test_it_follows_statuses_that_change_on_a_later_store(orchestrator):
@@ -151,6 +166,7 @@ def test_it_follows_statuses_that_change_on_a_later_store(orchestrator):
     assert kept() == recounted()
     assert kept()["lab/a"] == (1, 2, 1, NOW + timedelta(minutes=30))
     assert run_counts_kept() == run_counts_recounted()
+    assert run_agents_kept() == run_agents_recounted()
 
 
 def test_it_forgets_results_pruned_upstream(orchestrator):
@@ -164,6 +180,7 @@ def test_it_forgets_results_pruned_upstream(orchestrator):
     assert kept()["lab/a"] == (2, 2, 0, NOW)  # its newest result (at 9) is gone
     assert kept()["lab/b"] == (0, 0, 0, None)
     assert run_counts_kept() == run_counts_recounted()
+    assert run_agents_kept() == run_agents_recounted()
 
 
 def test_it_moves_a_runs_results_from_one_agent_to_another(orchestrator):
@@ -181,6 +198,7 @@ def test_it_moves_a_runs_results_from_one_agent_to_another(orchestrator):
     assert kept()["lab/a"] == (1, 1, 0, NOW - timedelta(hours=2))
     assert kept()["lab/b"] == (1, 2, 1, NOW)
     assert run_counts_kept() == run_counts_recounted()
+    assert run_agents_kept() == run_agents_recounted()
 
 
 def test_a_store_that_changes_nothing_writes_no_agent(orchestrator):
@@ -219,6 +237,28 @@ def test_a_batch_of_new_runs_counts_the_rows_it_wrote_without_reading_them_back(
     assert kept() == recounted()
     assert kept()["lab/a"] == (1, 1, 1, NOW + timedelta(minutes=7))
     assert run_counts_kept() == run_counts_recounted()
+    assert run_agents_kept() == run_agents_recounted()
+
+
+def test_a_runs_agents_follow_its_results_and_its_start(orchestrator):
+    first = run("r1", result(1, agent="a"), result(2, agent="b"))
+    runs_store(orchestrator=orchestrator, snapshots=[first])
+    stored = Run.objects.get()
+    assert run_agents_kept() == {
+        (stored.pk, a, NOW) for a in Agent.objects.values_list("pk", flat=True)
+    }
+
+    # Later the vendor tells another start, and the results all ran on b.
+    moved = replace(
+        first,
+        started_at=NOW + timedelta(hours=1),
+        results=tuple(replace(r, agent_id="b", agent_title="b") for r in first.results),
+    )
+    runs_store(orchestrator=orchestrator, snapshots=[moved])
+
+    b = Agent.objects.get(external_id="b")
+    assert run_agents_kept() == {(stored.pk, b.pk, NOW + timedelta(hours=1))}
+    assert run_agents_kept() == run_agents_recounted()
 
 
 def many(runs: int, agents: int, per_run: int) -> list[RunSnapshot]:
@@ -243,6 +283,7 @@ def test_a_batch_needs_no_more_queries_for_ten_times_the_agents_and_results():
     assert len(more.captured_queries) <= len(few.captured_queries)
     assert kept() == recounted()
     assert run_counts_kept() == run_counts_recounted()
+    assert run_agents_kept() == run_agents_recounted()
 
 
 @pytest.mark.parametrize("kind", ["leapwork", "conductor", "testsigma"])
@@ -261,6 +302,7 @@ def test_the_counts_match_a_recount_after_syncing_an_emulated_history(kind):
     # Every run sync stored has its results counted on it, as a recount finds them.
     assert None not in run_counts_kept().values()
     assert run_counts_kept() == run_counts_recounted()
+    assert run_agents_kept() == run_agents_recounted()
 
 
 @pytest.mark.parametrize("kind", ["leapwork", "conductor", "testsigma"])
@@ -291,6 +333,7 @@ def test_the_rebuild_repairs_counts_that_drifted():
     Agent.objects.filter(pk=idle.pk).update(run_count=7, result_count=9, failed_count=3)
     Orchestrator.objects.update(run_count=40)
     Run.objects.filter(pk=first.pk).update(result_counts=[["passed", None, 99, 0]])
+    RunAgent.objects.create(run=second, agent=idle, started_at=second.started_at)  # it never ran
 
     agent_counts_rebuild()
 
@@ -300,4 +343,9 @@ def test_the_rebuild_repairs_counts_that_drifted():
     assert kept()[f"{name}/{agent.external_id}"][:3] == (2, 3, 1)
     assert kept()[f"{name}/{idle.external_id}"] == (0, 0, 0, None)
     assert run_counts_kept() == run_counts_recounted()
+    assert run_agents_kept() == run_agents_recounted()
+    assert {(run, a) for run, a, _ in run_agents_kept()} == {
+        (first.pk, agent.pk),
+        (second.pk, agent.pk),
+    }
     assert run_counts_kept()[first.pk] == [("failed", agent.pk, 1, 0), ("passed", agent.pk, 1, 0)]

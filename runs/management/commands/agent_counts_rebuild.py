@@ -1,5 +1,5 @@
 """`manage.py agent_counts_rebuild`: recount every agent's runs, results and failures, every
-run's results by agent and status, and every orchestrator's runs."""
+run's results by agent and status and the agents it ran on, and every orchestrator's runs."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from runs.services.agent_counts import agent_counts_rebuild
 
 class Command(BaseCommand):
     help = (
-        "Recount the runs, results and failures kept on every agent row and the results by "
-        "agent and status kept on every run row, from the results, and the runs kept on every "
-        "orchestrator row."
+        "Recount the runs, results and failures kept on every agent row, the results by agent "
+        "and status and the agents kept for every run, from the results, and the runs kept "
+        "on every orchestrator row."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:

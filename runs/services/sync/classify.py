@@ -8,7 +8,7 @@ tested without a database; runs.services.sync.write only stores what this decide
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from operator import attrgetter
@@ -244,3 +244,28 @@ def schedule_values(snapshot: ScheduleSnapshot) -> dict[str, Any]:
         ],
         "vanished_at": None,
     }
+
+
+_RUN = RESULT_COLUMNS.index("run_id")
+_EXTERNAL_ID = RESULT_COLUMNS.index("external_id")
+_AGENT = RESULT_COLUMNS.index("agent_id")
+_STATUS = RESULT_COLUMNS.index("status")
+_DATA_DRIVEN = RESULT_COLUMNS.index("is_data_driven")
+_STARTED = RESULT_COLUMNS.index("started_at")
+
+
+def result_groups_of(
+    rows: Iterable[tuple[Any, ...]], *, runs: Collection[int]
+) -> dict[tuple[int, int | None, str], tuple[int, int, Any]]:
+    """agent_counts.result_groups of `runs` from the result rows written for them, without
+    reading them back: a run's results are grouped by agent and status, each result once (a
+    key repeated in `rows`: the last stands, as sql.results_upsert stores it)."""
+    stored = {(row[_RUN], row[_EXTERNAL_ID]): row for row in rows if row[_RUN] in runs}
+    groups: dict[tuple[int, int | None, str], list[Any]] = {}
+    for row in stored.values():
+        group = groups.setdefault((row[_RUN], row[_AGENT], row[_STATUS]), [0, 0, None])
+        group[0] += 1
+        group[1] += 1 if row[_DATA_DRIVEN] else 0
+        if (started := row[_STARTED]) is not None and (group[2] is None or started > group[2]):
+            group[2] = started
+    return {key: (n, data_driven, last) for key, (n, data_driven, last) in groups.items()}

@@ -8,7 +8,7 @@ pruning results gone upstream) lives in runs.services.sql.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +33,7 @@ from runs.services.sync.classify import (
     Changes,
     changes_classify,
     failure_fingerprints,
+    result_groups_of,
     result_row,
     run_trigger,
     run_values,
@@ -172,10 +173,9 @@ def _runs_store(
     keys = [s.external_id for s in changed]
     latest = {**existing, **attempts.attempts_latest(orchestrator, keys, is_frozen=False)}
     # The agents' and runs' counts follow the results in this transaction: the batch's runs'
-    # results grouped before the write and after it, then two UPDATEs (agent_counts).
+    # results grouped before the write and after it (agent_counts). Rows this batch made (new
+    # runs, new attempts) hold none before it, and after it exactly the rows written.
     counted = _counted_runs(changes, latest, keys)
-    # Rows this batch made (new runs, new attempts) hold no results yet: nothing to group
-    # before the write, and after it their results are the rows written.
     made = {run.pk for key, run in latest.items() if getattr(existing.get(key), "pk", 0) != run.pk}
     before = agent_counts.result_groups(run_pks=counted - made)
     written, causes, made_groups = _results_store(
@@ -192,9 +192,7 @@ def _runs_store(
         [run.pk for run, _ in changes.updates],
         [(run.pk, r.external_id[:200]) for run, s in changes.updates for r in s.results],
     )
-    agent_counts.counts_apply(
-        run_pks=counted, before=before, written=made_groups, written_runs=made
-    )
+    agent_counts.counts_apply(run_pks=counted, before=before, written=made_groups, made=made)
     agent_counts.orchestrator_runs_added(orchestrator.pk, len(made))
     revision_bump()
     _link_parents(orchestrator, changed)
@@ -327,32 +325,10 @@ def _results_store(
     return written, causes, result_groups_of(rows, runs=new_runs)
 
 
-_RUN = RESULT_COLUMNS.index("run_id")
-_EXTERNAL_ID = RESULT_COLUMNS.index("external_id")
-_AGENT = RESULT_COLUMNS.index("agent_id")
-_STATUS = RESULT_COLUMNS.index("status")
-_DATA_DRIVEN = RESULT_COLUMNS.index("is_data_driven")
 _FINGERPRINT = RESULT_COLUMNS.index("fingerprint")
 _STARTED = RESULT_COLUMNS.index("started_at")
 _MESSAGE = RESULT_COLUMNS.index("message")
 _LOG = RESULT_COLUMNS.index("log_excerpt")
-
-
-def result_groups_of(
-    rows: Iterable[tuple[Any, ...]], *, runs: Collection[int]
-) -> agent_counts.Groups:
-    """agent_counts.result_groups of `runs` from the result rows written for them, without
-    reading them back: a run's results are grouped by agent and status, each result once (a
-    key repeated in `rows`: the last stands, as sql.results_upsert stores it)."""
-    stored = {(row[_RUN], row[_EXTERNAL_ID]): row for row in rows if row[_RUN] in runs}
-    groups: dict[tuple[int, int | None, str], list[Any]] = {}
-    for row in stored.values():
-        group = groups.setdefault((row[_RUN], row[_AGENT], row[_STATUS]), [0, 0, None])
-        group[0] += 1
-        group[1] += 1 if row[_DATA_DRIVEN] else 0
-        if (started := row[_STARTED]) is not None and (group[2] is None or started > group[2]):
-            group[2] = started
-    return {key: (n, data_driven, last) for key, (n, data_driven, last) in groups.items()}
 
 
 def failure_groups_seen(rows: Iterable[tuple[Any, ...]]) -> list[tuple[str, int, str, Any, Any]]:
