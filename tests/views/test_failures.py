@@ -119,6 +119,27 @@ def test_the_window_and_places_filter_the_groups(viewer_client, two_causes):
     assert [row.results for row in by_schedule] == [2, 2]
 
 
+def test_a_place_filter_counts_one_orchestrator_without_joining_each_failure_to_its_case(
+    viewer_client, two_causes
+):
+    """The timeout struck two orchestrators; filtered to one orchestrator, schedule or agent,
+    its failures are of one (an agent's, of one agent), which is not counted again."""
+    w = two_causes
+    places = [
+        f"orchestrator={w.ts.orchestrator.name}",
+        f"schedule={w.leap.pk}",
+        f"agent={w.agents[0].pk}",
+    ]
+    for place in places:
+        with CaptureQueriesContext(connection) as queries:
+            rows = viewer_client.get(f"/failures/?window=30d&{place}").context["groups"]
+        reach = next(q["sql"] for q in queries.captured_queries if "COUNT(DISTINCT" in q["sql"])
+        assert "runs_testcase" not in reach, place
+        assert rows and all(row.orchestrators == 1 for row in rows), place
+    timeout = next(row for row in rows if row.group.normalized.startswith("Timeout"))
+    assert (timeout.results, timeout.runs, timeout.cases, timeout.agents) == (2, 2, 1, 1)
+
+
 @pytest.mark.parametrize(
     "query", ["window=never", "agent=x", "schedule=99999999999999999999", "orchestrator=%00"]
 )
