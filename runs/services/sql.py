@@ -35,6 +35,20 @@ def advisory_xact_lock(*keys: int) -> None:
         cursor.execute(f"SELECT pg_advisory_xact_lock({', '.join(['%s'] * len(keys))})", keys)
 
 
+def _json_rows(**columns: str) -> str:
+    """A SELECT of the rows ONE JSON parameter holds (a list of objects), a column per key
+    with its PostgreSQL type: jsonb_to_recordset there, json_each on SQLite (where a jsonb
+    column stays JSON text). What lets a batch travel as one parameter, not one per value."""
+    if connection.vendor == "postgresql":
+        types = ", ".join(f"{name} {kind}" for name, kind in columns.items())
+        return f"SELECT {', '.join(columns)} FROM jsonb_to_recordset(%s::jsonb) AS k({types})"
+    picked = ", ".join(
+        f"j.value {'->' if kind == 'jsonb' else '->>'} '$.{name}' AS {name}"
+        for name, kind in columns.items()
+    )
+    return f"SELECT {picked} FROM json_each(%s) AS j"
+
+
 def results_prune(run_pks: Sequence[int], keep: Sequence[tuple[int, str]]) -> int:
     """Delete the results of these runs that are not among `keep` (run pk, external id).
 
@@ -47,13 +61,7 @@ def results_prune(run_pks: Sequence[int], keep: Sequence[tuple[int, str]]) -> in
     quote = connection.ops.quote_name
     table = quote(ExecutionResult._meta.db_table)
     payload = json.dumps([{"run_id": pk, "external_id": ext} for pk, ext in keep])
-    if connection.vendor == "postgresql":
-        kept = (
-            "SELECT k.run_id, k.external_id FROM jsonb_to_recordset(%s::jsonb) "
-            "AS k(run_id bigint, external_id text)"
-        )
-    else:
-        kept = "SELECT j.value ->> '$.run_id', j.value ->> '$.external_id' FROM json_each(%s) AS j"
+    kept = _json_rows(run_id="bigint", external_id="text")
     placeholders = ", ".join(["%s"] * len(run_pks))
     sql = (
         f"DELETE FROM {table} WHERE run_id IN ({placeholders}) "
@@ -134,15 +142,7 @@ def run_counts_write(counts: Mapping[int, list[list[Any]]]) -> int:
     quote = connection.ops.quote_name
     runs = quote(Run._meta.db_table)
     payload = json.dumps([{"id": pk, "counts": rows} for pk, rows in counts.items()])
-    if connection.vendor == "postgresql":
-        given = (
-            "SELECT k.id, k.counts FROM jsonb_to_recordset(%s::jsonb) AS k(id bigint, counts jsonb)"
-        )
-    else:
-        given = (
-            "SELECT j.value ->> '$.id' AS id, j.value -> '$.counts' AS counts "
-            "FROM json_each(%s) AS j"
-        )
+    given = _json_rows(id="bigint", counts="jsonb")
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {runs} SET result_counts = given.counts FROM ({given}) AS given "
@@ -166,16 +166,7 @@ def run_agents_write(pairs: Collection[tuple[int, int]], *, stored_runs: Collect
         if not pairs:
             return
         payload = json.dumps([{"run": run, "agent": agent} for run, agent in sorted(pairs)])
-        if connection.vendor == "postgresql":
-            given = (
-                "SELECT k.run, k.agent FROM jsonb_to_recordset(%s::jsonb) "
-                "AS k(run bigint, agent bigint)"
-            )
-        else:
-            given = (
-                "SELECT j.value ->> '$.run' AS run, j.value ->> '$.agent' AS agent "
-                "FROM json_each(%s) AS j"
-            )
+        given = _json_rows(run="bigint", agent="bigint")
         cursor.execute(
             f"INSERT INTO {table} (run_id, agent_id, started_at) "
             f"SELECT given.run, given.agent, {runs}.started_at FROM ({given}) AS given "
