@@ -134,8 +134,8 @@ def run_counts_write(counts: Mapping[int, list[list[Any]]]) -> int:
     """Write these runs' result_counts (agent_counts.run_counts), a batch's in one statement.
 
     The runs and their counts travel as ONE JSON parameter. The ORM's bulk_update says it as a
-    CASE with a branch and two parameters per run, a statement that grows with the batch: 52
-    ms to compile and run for a batch of 200 runs.
+    CASE with a branch and two parameters per run, a statement that grows with the batch:
+    44-52 ms to compile and run for a batch of 200 runs, against 19 ms for this one.
     """
     if not counts:
         return 0
