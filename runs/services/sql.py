@@ -40,11 +40,11 @@ def _json_rows(**columns: str) -> str:
     with its PostgreSQL type: jsonb_to_recordset there, json_each on SQLite (where a jsonb
     column stays JSON text). What lets a batch travel as one parameter, not one per value."""
     if connection.vendor == "postgresql":
-        types = ", ".join(f"{name} {kind}" for name, kind in columns.items())
+        types = ", ".join(f"{name} {pg_type}" for name, pg_type in columns.items())
         return f"SELECT {', '.join(columns)} FROM jsonb_to_recordset(%s::jsonb) AS k({types})"
     picked = ", ".join(
-        f"j.value {'->' if kind == 'jsonb' else '->>'} '$.{name}' AS {name}"
-        for name, kind in columns.items()
+        f"j.value {'->' if pg_type == 'jsonb' else '->>'} '$.{name}' AS {name}"
+        for name, pg_type in columns.items()
     )
     return f"SELECT {picked} FROM json_each(%s) AS j"
 
