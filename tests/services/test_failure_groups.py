@@ -16,8 +16,7 @@ from runs.models import ExecutionResult, FailureGroup
 from runs.services import failure_groups, fingerprints, sql
 from runs.services.failure_groups import fingerprints_refresh
 from runs.services.fingerprints import FINGERPRINT_VERSION, failure_fingerprint
-from runs.services.sync.classify import RESULT_COLUMNS
-from runs.services.sync.write import failure_groups_seen
+from runs.services.sync.classify import RESULT_COLUMNS, failure_groups_seen
 from runs.status import FAILURES
 from runs.tasks import sync_cycle_ensure
 from tests.emulated import synced

@@ -19,7 +19,11 @@ from django.utils import timezone
 from runs.models import Run, Trigger
 from runs.orchestrators.base import Capabilities, ResultSnapshot, RunSnapshot, ScheduleSnapshot
 from runs.services.attempts import attempt_changed, attempt_started_at
-from runs.services.fingerprints import FINGERPRINT_VERSION, failure_fingerprint
+from runs.services.fingerprints import (
+    FINGERPRINT_VERSION,
+    failure_fingerprint,
+    failure_normalize,
+)
 from runs.services.standing import run_counts
 from runs.status import FAILURES
 
@@ -252,6 +256,9 @@ _AGENT = RESULT_COLUMNS.index("agent_id")
 _STATUS = RESULT_COLUMNS.index("status")
 _DATA_DRIVEN = RESULT_COLUMNS.index("is_data_driven")
 _STARTED = RESULT_COLUMNS.index("started_at")
+_FINGERPRINT = RESULT_COLUMNS.index("fingerprint")
+_MESSAGE = RESULT_COLUMNS.index("message")
+_LOG = RESULT_COLUMNS.index("log_excerpt")
 
 
 def result_groups_of(
@@ -269,3 +276,22 @@ def result_groups_of(
         if (started := row[_STARTED]) is not None and (group[2] is None or started > group[2]):
             group[2] = started
     return {key: (n, data_driven, last) for key, (n, data_driven, last) in groups.items()}
+
+
+def failure_groups_seen(rows: Iterable[tuple[Any, ...]]) -> list[tuple[str, int, str, Any, Any]]:
+    """The causes among a batch's result rows: (fingerprint, version, normalized text, first
+    and last start), each normalized once whatever the number of its failures."""
+    seen: dict[str, list[Any]] = {}
+    for row in rows:
+        if not (fingerprint := row[_FINGERPRINT]):
+            continue
+        started = row[_STARTED]
+        if (group := seen.get(fingerprint)) is None:
+            seen[fingerprint] = [row, started, started]
+        elif started is not None:
+            group[1] = started if group[1] is None else min(group[1], started)
+            group[2] = started if group[2] is None else max(group[2], started)
+    return [
+        (fingerprint, FINGERPRINT_VERSION, failure_normalize(row[_MESSAGE], row[_LOG]), first, last)
+        for fingerprint, (row, first, last) in seen.items()
+    ]

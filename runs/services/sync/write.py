@@ -24,7 +24,6 @@ from runs.orchestrators.base import (
     RunSnapshot,
 )
 from runs.services import agent_counts, attempts, notifications, sql
-from runs.services.fingerprints import FINGERPRINT_VERSION, failure_normalize
 from runs.services.revision import revision_bump
 from runs.services.session import orchestrator_client_class
 from runs.services.sync import catalog
@@ -33,6 +32,7 @@ from runs.services.sync.classify import (
     Changes,
     changes_classify,
     failure_fingerprints,
+    failure_groups_seen,
     result_groups_of,
     result_row,
     run_trigger,
@@ -323,31 +323,6 @@ def _results_store(
     written = sql.results_upsert(RESULT_COLUMNS, rows, update=RESULT_FIELDS, new_runs=new_runs)
     causes = sql.failure_groups_upsert(failure_groups_seen(rows))
     return written, causes, result_groups_of(rows, runs=new_runs)
-
-
-_FINGERPRINT = RESULT_COLUMNS.index("fingerprint")
-_STARTED = RESULT_COLUMNS.index("started_at")
-_MESSAGE = RESULT_COLUMNS.index("message")
-_LOG = RESULT_COLUMNS.index("log_excerpt")
-
-
-def failure_groups_seen(rows: Iterable[tuple[Any, ...]]) -> list[tuple[str, int, str, Any, Any]]:
-    """The causes among a batch's result rows: (fingerprint, version, normalized text, first
-    and last start), each normalized once whatever the number of its failures."""
-    seen: dict[str, list[Any]] = {}
-    for row in rows:
-        if not (fingerprint := row[_FINGERPRINT]):
-            continue
-        started = row[_STARTED]
-        if (group := seen.get(fingerprint)) is None:
-            seen[fingerprint] = [row, started, started]
-        elif started is not None:
-            group[1] = started if group[1] is None else min(group[1], started)
-            group[2] = started if group[2] is None else max(group[2], started)
-    return [
-        (fingerprint, FINGERPRINT_VERSION, failure_normalize(row[_MESSAGE], row[_LOG]), first, last)
-        for fingerprint, (row, first, last) in seen.items()
-    ]
 
 
 def _link_parents(orchestrator: Orchestrator, snapshots: Sequence[RunSnapshot]) -> None:
