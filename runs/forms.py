@@ -18,7 +18,14 @@ from runs.models import Orchestrator, Run, Schedule
 from runs.selectors import ResultCounts, ResultRow
 from runs.services.orchestrators import connection_problems
 from runs.services.reruns import RerunInput, Scope, rerun_capabilities
-from runs.widgets import QuickChoices, QuickRadio, QuickSelect, QuickSingleChoice, model_pairs
+from runs.widgets import (
+    QuickChoices,
+    QuickRadio,
+    QuickSelect,
+    QuickSingleChoice,
+    known_pairs,
+    model_pairs,
+)
 
 SCOPE_LABELS = {
     Scope.FAILED: "Failed only",
@@ -543,12 +550,24 @@ class MuteForm(forms.Form):
         help_text="The mute ends at the start of this day (UTC); empty: until lifted.",
     )
 
-    def __init__(self, *args: Any, schedules: Any, agents: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        schedules: Any,
+        agents: Any,
+        drawn: tuple[list[tuple[int, str]], list[tuple[int, str]]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """`schedules` and `agents` are what a mute may name; `drawn`, when the page has them
+        already, their (id, title) pairs in order, so that drawing the form reads neither."""
         super().__init__(*args, **kwargs)
-        for name, places in (("schedule", schedules), ("agent", agents)):
+        places = (("schedule", schedules), ("agent", agents))
+        for (name, queryset), pairs in zip(places, drawn or (None, None), strict=True):
             field = self.fields[name]
-            field.queryset = places
-            field.widget.pairs = model_pairs(field, "title")
+            field.queryset = queryset
+            field.widget.pairs = (
+                model_pairs(field, "title") if pairs is None else known_pairs(field, pairs)
+            )
 
     def clean_reason(self) -> str:
         reason = self.cleaned_data["reason"].strip()

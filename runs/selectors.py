@@ -1408,8 +1408,8 @@ def failure_group_places(
     """The schedules and agents where the group's recent failures happened (what a mute may
     name): those its page's detail found, by id, else read again from its failures."""
     if detail is not None:
-        schedules = Schedule.objects.filter(pk__in=detail.schedule_ids)
-        agents = Agent.objects.filter(pk__in=detail.agent_ids)
+        schedules = Schedule.objects.filter(pk__in=[pk for pk, _title in detail.schedule_places])
+        agents = Agent.objects.filter(pk__in=[pk for pk, _title in detail.agent_places])
     else:
         failures = _group_failures(group, days)
         schedules = Schedule.objects.filter(pk__in=failures.values("run__schedule"))
@@ -1428,17 +1428,19 @@ class FailureGroupDetail:
     examples: list[ExecutionResult]
     total: int
     days: int = GROUP_DAYS
-    # Every schedule and agent it struck (the spreads above show the widest `limit`).
-    schedule_ids: list[int] = field(default_factory=list)
-    agent_ids: list[int] = field(default_factory=list)
+    # Every schedule and agent it struck (the spreads above show the widest `limit`), as
+    # (id, title) by title: what a mute may name, drawn without reading them again.
+    schedule_places: list[tuple[int, str]] = field(default_factory=list)
+    agent_places: list[tuple[int, str]] = field(default_factory=list)
 
 
 def failure_group_detail(
     *, group: FailureGroup, days: int = GROUP_DAYS, limit: int = 20
 ) -> FailureGroupDetail:
-    """Four grouped queries over the group's failures of the last `days` days (a range of
+    """Three grouped queries over the group's failures of the last `days` days (a range of
     the index by cause and start) and one for its newest examples. Its agents and schedules
-    are read in full (the estate's, not the history's, size): the mute form offers them."""
+    are read in full (the estate's, not the history's, size): the mute form offers them,
+    and every failure is in one agent's row, so they count the failures too."""
     failures = _group_failures(group, days)
 
     def spread(*names: str, limit: int | None = limit) -> list[dict[str, Any]]:
@@ -1448,6 +1450,9 @@ def failure_group_detail(
             .order_by("-n", "-last_at")
         )
         return list(rows[:limit] if limit else rows)
+
+    def places(rows: list[dict[str, Any]], pk: str, title: str) -> list[tuple[int, str]]:
+        return sorted(((row[pk], row[title]) for row in rows if row[pk]), key=lambda p: p[::-1])
 
     examples = list(
         failures.select_related(
@@ -1463,10 +1468,10 @@ def failure_group_detail(
         agents=agents[:limit],
         schedules=schedules[:limit],
         examples=examples,
-        total=failures.count(),
+        total=sum(row["n"] for row in agents),
         days=days,
-        schedule_ids=[row["run__schedule_id"] for row in schedules if row["run__schedule_id"]],
-        agent_ids=[row["agent_id"] for row in agents if row["agent_id"]],
+        schedule_places=places(schedules, "run__schedule_id", "run__schedule__title"),
+        agent_places=places(agents, "agent_id", "agent__title"),
     )
 
 

@@ -27,6 +27,15 @@ def model_pairs(field: forms.ModelChoiceField, label: str) -> Callable[[], list[
     return pairs
 
 
+def known_pairs(
+    field: forms.ModelChoiceField, known: list[tuple[Any, str]]
+) -> Callable[[], list[tuple[Any, str]]]:
+    """Like model_pairs, for options the page has read already: `known` (value, label) pairs,
+    in order, with the empty option when the field has one."""
+    empty = [] if field.empty_label is None else [("", field.empty_label)]
+    return lambda: [*empty, *known]
+
+
 class _Pairs:
     """`pairs`, when set, is a callable of (value, label) pairs that a Quick widget draws
     instead of its `choices` (which normalize them on every look), e.g. model_pairs."""

@@ -48,7 +48,8 @@ def _mute_form(
     """The mute form offering where the cause struck: as the page's detail found it, or (to
     check a mute sent) read again over the longest window a page shows."""
     schedules, agents = selectors.failure_group_places(group=group, detail=detail)
-    return MuteForm(data, schedules=schedules, agents=agents)
+    drawn = (detail.schedule_places, detail.agent_places) if detail is not None else None
+    return MuteForm(data, schedules=schedules, agents=agents, drawn=drawn)
 
 
 def _days(request: HtmxHttpRequest) -> int:

@@ -142,10 +142,13 @@ def test_the_form_offers_every_schedule_and_agent_it_struck_not_only_the_widest_
     client.force_login(make_user("ana", rerunner=True))
     with CaptureQueriesContext(connection) as queries:
         response = client.get(group.get_absolute_url())
-    # Its spreads (cases, agents, schedules), examples and count; the form reads none.
-    reads = [q["sql"] for q in queries.captured_queries if "runs_executionresult" in q["sql"]]
-    assert len(reads) == 5
+    # Its spreads (cases, agents, schedules) and examples, the count summed from the agents'
+    # rows; the form reads neither the schedules nor the agents again.
+    sqls = [q["sql"] for q in queries.captured_queries]
+    assert len([sql for sql in sqls if "runs_executionresult" in sql]) == 4
+    assert not [sql for sql in sqls if 'FROM "runs_schedule"' in sql or 'FROM "runs_agent"' in sql]
     detail, form = response.context["detail"], response.context["mute_form"]
+    assert detail.total == 23 and "23 failures in the last 30 days" in response.content.decode()
     assert len(detail.schedules) == len(detail.agents) == 20
     offered = [label for _value, label in form.fields["schedule"].widget.drawn_choices()]
     assert offered == ["Every schedule", "Nightly checkout", *(f"Suite {n:02}" for n in range(22))]

@@ -9,6 +9,12 @@ from django.template import Context, Template
 from django.test import RequestFactory
 
 from runs.templatetags.case_rows import case_result_rows, case_strip
+from runs.templatetags.cause_rows import (
+    cause_agent_rows,
+    cause_case_rows,
+    cause_examples,
+    cause_schedule_rows,
+)
 from runs.templatetags.failures import sparkline
 from runs.templatetags.run_rows import failing_schedule_rows
 from runs.templatetags.runboard import humanize_duration, run_duration, status_badge, utc_time
@@ -146,3 +152,56 @@ def test_a_case_page_draws_its_strip_and_rows_escaped_and_marks_the_run_it_came_
     assert "<td>—</td>" in rows and "<td>2 s</td>" in rows and "<td>&lt;boom&gt;</td>" in rows
     assert case_strip([]) == '      <li class="muted">No results yet.</li>\n'
     assert "No results yet." in case_result_rows([])
+
+
+def test_a_causes_page_draws_where_it_struck_and_its_examples_escaped_with_none_muted():
+    first, last = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC), datetime(2026, 3, 5, tzinfo=UTC)
+    seen = {"n": 3, "first_at": first, "last_at": last}
+    schedules = cause_schedule_rows(
+        [
+            {"run__schedule_id": 7, "run__schedule__title": "<Nightly>", **seen}
+            | {"run__orchestrator__name": "Leap & co"},
+            {"run__schedule_id": None, "run__schedule__title": None, **seen}
+            | {"run__orchestrator__name": "TS"},
+        ]
+    )
+    assert schedules.splitlines() == [
+        '<tr><td><a href="/schedules/7/">&lt;Nightly&gt;</a></td><td>Leap &amp; co</td>'
+        f"<td>3</td><td>{utc_time(first)}</td><td>{utc_time(last)}</td></tr>",
+        '<tr><td><span class="muted">no schedule</span></td><td>TS</td>'
+        f"<td>3</td><td>{utc_time(first)}</td><td>{utc_time(last)}</td></tr>",
+    ]
+    cases = cause_case_rows([{"test_case_id": 5, "test_case__title": "Log <in>", **seen}])
+    assert cases.startswith('<tr><td><a href="/cases/5/">Log &lt;in&gt;</a></td><td>3</td>')
+    agents = cause_agent_rows(
+        [
+            {"agent_id": 4, "agent__title": "win'1", "agent__orchestrator__name": "Leap", **seen},
+            {"agent_id": None, "agent__title": None, "agent__orchestrator__name": None, **seen},
+        ]
+    )
+    assert '<a href="/runs/?agent=4">win&#x27;1</a></td><td>Leap</td><td>3</td>' in agents
+    assert '<span class="muted">no agent</span></td><td></td>' in agents
+    result = SimpleNamespace(
+        run=_TitledRun(pk=42, orchestrator=SimpleNamespace(name="<C>")),
+        test_case_id=None,
+        case_key="checkout<1>",
+        agent_id=4,
+        agent=SimpleNamespace(title="m-2"),
+        started_at=first,
+        message="Timeout <after> 30 s",
+        log_excerpt="",
+    )
+    html = cause_examples([result])
+    assert (
+        f'<p><a href="/runs/42/">Nightly &lt;#1&gt;</a> on &lt;C&gt; · checkout&lt;1&gt; · m-2 · '
+        f"{utc_time(first)}</p>" in html
+    )
+    assert '<p class="message">Timeout &lt;after&gt; 30 s</p>' in html and "<pre" not in html
+    log = cause_examples([SimpleNamespace(**{**vars(result), "log_excerpt": "a < b"})])
+    assert '<pre class="log">a &lt; b</pre>' in log
+    assert cause_schedule_rows([]) == cause_examples([]) == ""
+
+
+class _TitledRun(SimpleNamespace):
+    def __str__(self) -> str:
+        return "Nightly <#1>"
