@@ -155,10 +155,15 @@ def test_a_group_page_shows_its_reach_and_newest_failures(viewer_client, two_cau
     with CaptureQueriesContext(connection) as queries:
         response = viewer_client.get(group.get_absolute_url())
     assert response.status_code == 200
-    # Session, user, its permissions (two), group, examples (their runs' schedules joined,
-    # not one query each), three spreads (the count summed from them), mutes, batches:
-    # whatever the examples.
-    assert len(queries.captured_queries) <= 11
+    # Session, user, its permissions (two), group (with whether it was ever muted or rerun),
+    # examples (their runs' schedules joined, not one query each), three spreads (the count
+    # summed from them): whatever the examples. Never muted nor rerun, it reads neither.
+    assert len(queries.captured_queries) <= 9
+    assert not [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith(('SELECT "runs_failuremute"', 'SELECT "runs_rerunbatch"'))
+    ]
     detail = response.context["detail"]
     assert detail.total == 3
     assert {row["test_case__title"]: row["n"] for row in detail.cases} == {
