@@ -37,6 +37,7 @@ from django.db import connection, transaction  # noqa: E402
 from runs.models import Orchestrator, OrchestratorKind  # noqa: E402
 from runs.services.agent_counts import agent_counts_rebuild  # noqa: E402
 from runs.services.fingerprints import FINGERPRINT_VERSION, failure_fingerprint  # noqa: E402
+from runs.services.sync import schedules_touch  # noqa: E402
 
 KINDS = list(OrchestratorKind.values)
 # Failure messages shared across vendors, so grouping by cause has something to find.
@@ -204,11 +205,7 @@ def seed_counts() -> None:
         " WHERE runs_run.id = agg.run_id",
         {},
     )
-    execute(
-        "UPDATE runs_schedule SET last_run_at = (SELECT MAX(started_at) FROM runs_run"
-        " WHERE runs_run.schedule_id = runs_schedule.id)",
-        {},
-    )
+    schedules_touch()  # each schedule's newest run, as the run writer keeps it
 
 
 def seed_fingerprints() -> None:

@@ -100,7 +100,13 @@ class Schedule(models.Model):
     # Leapwork RunListSteps [{id, title, index}]; Conductor task references [{id, title, index}].
     steps = models.JSONField(default=list, blank=True)
     vanished_at = models.DateTimeField(null=True, blank=True)
+    # Its newest run (by start) and that run's start, kept by the run writer
+    # (runs.services.sync.write.schedules_touch): the overview reads each schedule's latest
+    # run through this key, not a search of its runs per schedule.
     last_run_at = models.DateTimeField(null=True, blank=True)
+    latest_run = models.ForeignKey(
+        "Run", null=True, blank=True, editable=False, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["title"]

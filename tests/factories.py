@@ -20,6 +20,7 @@ from runs.models import (
     Schedule,
     TestCase,
 )
+from runs.services.sync import schedules_touch
 from runs.status import Status
 
 # What the migrations give the Rerunners group, made again after a transactional test's flush.
@@ -91,9 +92,11 @@ def make_run(schedule: Schedule | None = None, **fields: Any) -> Run:
         "finished_at": now,
         "duration": timedelta(minutes=5),
     }
-    return Run.objects.create(
+    run = Run.objects.create(
         orchestrator=schedule.orchestrator, schedule=schedule, **{**defaults, **fields}
     )
+    schedules_touch(pks=[schedule.pk])  # as the run writer keeps its newest run
+    return run
 
 
 def make_result(run: Run, **fields: Any) -> ExecutionResult:
@@ -124,7 +127,9 @@ def make_runs(count: int, schedule: Schedule | None = None, **fields: Any) -> li
         runs.append(
             Run(orchestrator=schedule.orchestrator, schedule=schedule, **{**defaults, **fields})
         )
-    return Run.objects.bulk_create(runs, batch_size=1000)
+    made = Run.objects.bulk_create(runs, batch_size=1000)
+    schedules_touch(pks=[schedule.pk])
+    return made
 
 
 def make_results(run: Run, count: int, **fields: Any) -> list[ExecutionResult]:

@@ -19,7 +19,13 @@ from runs.models import Agent, ExecutionResult, Orchestrator, Run, Schedule
 from runs.orchestrators.base import ResultSnapshot, RunSnapshot
 from runs.orchestrators.registry import KINDS, client_for
 from runs.services.session import orchestrator_client
-from runs.services.sync import orchestrator_sync, run_refresh, run_track, runs_store
+from runs.services.sync import (
+    orchestrator_sync,
+    run_refresh,
+    run_track,
+    runs_store,
+    schedules_touch,
+)
 from runs.status import Status
 from tests.emulated import (
     emulated,
@@ -629,3 +635,25 @@ def test_each_client_is_told_the_fetch_concurrency_setting(kind, settings):
     client = orchestrator_client(orchestrator)
     client.close()
     assert client.concurrency == 3
+
+
+def test_it_keeps_each_schedules_newest_run_whatever_order_its_runs_arrive_in():
+    orchestrator = Orchestrator.objects.create(kind="leapwork", name="o", base_url="http://x")
+    newest, middle, oldest = _snapshots(3, 2)
+
+    def latest() -> tuple[str | None, datetime | None]:
+        schedule = Schedule.objects.select_related("latest_run").get(orchestrator=orchestrator)
+        run = schedule.latest_run
+        return (run.external_id if run else None), schedule.last_run_at
+
+    runs_store(orchestrator=orchestrator, snapshots=[middle])
+    assert latest() == ("run-1", middle.started_at)
+    runs_store(orchestrator=orchestrator, snapshots=[oldest])  # an older run, found later
+    assert latest() == ("run-1", middle.started_at)
+    runs_store(orchestrator=orchestrator, snapshots=[newest, oldest])
+    assert latest() == ("run-0", newest.started_at)
+    # A run gone leaves no dangling key; touching the schedules again finds the next newest.
+    Run.objects.filter(external_id="run-0").delete()
+    assert latest() == (None, newest.started_at)
+    schedules_touch()
+    assert latest() == ("run-1", middle.started_at)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from runs.models import RerunRequest, RerunScope, RerunState, Trigger
 from runs.status import Status
-from tests.factories import make_orchestrator, make_run, make_schedule
+from tests.factories import make_orchestrator, make_run, make_runs, make_schedule
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +28,22 @@ def test_it_lists_schedules_whose_latest_run_failed(viewer_client):
     assert [s.title for s in response.context["overview"].failing_schedules] == ["Broken suite"]
     html = response.content.decode()
     assert "Broken suite" in html and "Recovered suite" not in html
+
+
+def test_with_no_mute_in_force_failing_schedules_are_read_by_their_kept_latest_run(
+    viewer_client,
+):
+    for n in range(3):
+        schedule = make_schedule(title=f"Suite {n}")
+        make_runs(5, schedule, status=Status.FAILED)
+    with CaptureQueriesContext(connection) as queries:
+        response = viewer_client.get("/")
+    assert len(response.context["overview"].failing_schedules) == 3
+    (failing,) = [q["sql"] for q in queries if q["sql"].startswith('SELECT "runs_schedule"')]
+    # By the key the run writer keeps, with no search of each schedule's runs nor any look
+    # at their results (a mute in force would need that: tests/views/test_mutes.py).
+    assert '"runs_schedule"."latest_run_id"' in failing
+    assert "LIMIT 1" not in failing and "runs_executionresult" not in failing
 
 
 def test_it_lists_runs_in_progress_which_poll(viewer_client):

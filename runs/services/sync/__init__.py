@@ -29,7 +29,7 @@ from runs.services.sync.catalog import (
 )
 from runs.services.sync.classify import snapshot_fingerprint
 from runs.services.sync.discovery import run_ids_to_fetch, run_leads
-from runs.services.sync.write import SyncReport, runs_mark_vanished, runs_store
+from runs.services.sync.write import SyncReport, runs_mark_vanished, runs_store, schedules_touch
 
 __all__ = [
     "SyncReport",
@@ -39,6 +39,7 @@ __all__ = [
     "run_track",
     "runs_mark_vanished",
     "runs_store",
+    "schedules_touch",
     "schedules_upsert",
     "snapshot_fingerprint",
 ]

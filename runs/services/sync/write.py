@@ -197,7 +197,7 @@ def _runs_store(
     revision_bump()
     _link_parents(orchestrator, changed)
     stored = [latest[key] for key in keys if key in latest]
-    _touch_schedules(run.schedule_id for run in stored if run.schedule_id)
+    schedules_touch(pks=[run.schedule_id for run in stored if run.schedule_id])
     # Webhooks' rows only, in this transaction; nothing here waits for a receiver.
     notifications.runs_stored_notify(orchestrator=orchestrator, runs=stored, was=was, causes=causes)
     return latest
@@ -348,14 +348,17 @@ def _link_parents(orchestrator: Orchestrator, snapshots: Sequence[RunSnapshot]) 
         Run.objects.bulk_update(linked, ["rerun_of"])
 
 
-def _touch_schedules(schedule_pks: Iterable[int]) -> None:
-    """Keep each schedule's last_run_at, in one statement."""
-    pks = sorted(set(schedule_pks))
-    if not pks:
-        return
-    newest = (
-        Run.objects.filter(schedule_id=OuterRef("pk"))
-        .order_by("-started_at")
-        .values("started_at")[:1]
+def schedules_touch(*, pks: Iterable[int] | None = None) -> None:
+    """Keep these schedules' newest run and its start (every schedule's without `pks`), in
+    one statement: the writer calls it for the schedules of each batch it stores."""
+    newest = Run.objects.filter(schedule_id=OuterRef("pk")).order_by("-started_at", "-id")
+    schedules = Schedule.objects.all()
+    if pks is not None:
+        pks = sorted(set(pks))
+        if not pks:
+            return
+        schedules = schedules.filter(pk__in=pks)
+    schedules.update(
+        last_run_at=Subquery(newest.values("started_at")[:1]),
+        latest_run=Subquery(newest.values("pk")[:1]),
     )
-    Schedule.objects.filter(pk__in=pks).update(last_run_at=Subquery(newest))
