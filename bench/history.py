@@ -94,6 +94,8 @@ def execute(sql: str, params: dict) -> int:
 
 
 def clear() -> None:
+    # Schedules and runs name each other (a run's schedule, a schedule's latest run).
+    execute("UPDATE runs_schedule SET latest_run_id = NULL", {})
     for table in (
         "runs_executionresult",
         "runs_runagent",

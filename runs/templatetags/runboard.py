@@ -9,7 +9,7 @@ from django import template
 from django.http import QueryDict
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
@@ -131,12 +131,12 @@ def utc_time(value: datetime | None, empty: str = "—") -> str:
     """A <time> in UTC; runboard.js shows it in the viewer's zone and moves UTC to the title."""
     if value is None:
         return empty
-    utc = value.astimezone(UTC)
-    text = utc.strftime("%Y-%m-%d %H:%M:%S UTC")
+    # One isoformat, sliced, instead of a strftime too: a cause's page draws 180 of these.
+    stamp = value.astimezone(UTC).isoformat()  # 2026-03-04T05:06:07[.123456]+00:00
+    text = f"{stamp[:10]} {stamp[11:19]} UTC"
     # Digits, dashes and colons only: nothing to escape (format_html per row of a history
     # costs more than the row's other cells).
-    stamp = utc.isoformat().replace("+00:00", "Z")
-    return mark_safe(f'<time datetime="{stamp}" title="{text}">{text}</time>')
+    return mark_safe(f'<time datetime="{stamp[:-6]}Z" title="{text}">{text}</time>')
 
 
 @register.simple_tag(takes_context=True)
@@ -260,4 +260,32 @@ def rate_meter(part: int, whole: int, label: str) -> str:
         text,
         band,
         text,
+    )
+
+
+@register.simple_tag
+def form_fields(form: Any) -> str:
+    """Each field of a form as a labelled paragraph, with its help and its errors (under the
+    ids its input names in aria-describedby): drawn in Python (the same loop as a template took more
+    than a millisecond for a form of four fields)."""
+    return mark_safe(
+        "".join(
+            f'  <p class="field field-{field.name}">\n'
+            f'    <label for="{escape(field.id_for_label)}">{escape(field.label)}</label>\n'
+            f"    {field}\n"
+            + (
+                f'    <small class="help" id="{escape(field.auto_id)}_helptext">'
+                f"{escape(field.help_text)}</small>\n"
+                if field.help_text
+                else ""
+            )
+            + (
+                f'    <span class="error" role="alert" id="{escape(field.auto_id)}_error">'
+                f"{escape(' '.join(field.errors))}</span>\n"
+                if field.errors
+                else ""
+            )
+            + "  </p>\n"
+            for field in form
+        )
     )

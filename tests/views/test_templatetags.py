@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 
 from django.template import Context, Template
@@ -17,7 +17,13 @@ from runs.templatetags.cause_rows import (
 )
 from runs.templatetags.failures import sparkline
 from runs.templatetags.run_rows import failing_schedule_rows
-from runs.templatetags.runboard import humanize_duration, run_duration, status_badge, utc_time
+from runs.templatetags.runboard import (
+    form_fields,
+    humanize_duration,
+    run_duration,
+    status_badge,
+    utc_time,
+)
 
 
 def test_it_humanizes_durations():
@@ -58,6 +64,12 @@ def test_it_renders_times_in_utc_with_an_iso_datetime():
     html = utc_time(datetime(2026, 6, 1, 12, 30, 5, tzinfo=UTC))
     assert html == (
         '<time datetime="2026-06-01T12:30:05Z" title="2026-06-01 12:30:05 UTC">'
+        "2026-06-01 12:30:05 UTC</time>"
+    )
+    # Another zone, and a fraction of a second: the same instant in UTC, to the second shown.
+    paris = timezone(timedelta(hours=2))
+    assert utc_time(datetime(2026, 6, 1, 14, 30, 5, 250, tzinfo=paris)) == (
+        '<time datetime="2026-06-01T12:30:05.000250Z" title="2026-06-01 12:30:05 UTC">'
         "2026-06-01 12:30:05 UTC</time>"
     )
     assert utc_time(None, "never") == "never"
@@ -205,3 +217,26 @@ def test_a_causes_page_draws_where_it_struck_and_its_examples_escaped_with_none_
 class _TitledRun(SimpleNamespace):
     def __str__(self) -> str:
         return "Nightly <#1>"
+
+
+def test_form_fields_draw_each_field_labelled_with_its_help_and_its_errors_escaped():
+    from django import forms
+
+    class Form(forms.Form):
+        reason = forms.CharField(label="Why <now>", help_text="For the <record>.")
+        until = forms.DateField(required=False)
+
+        def clean_reason(self):
+            raise forms.ValidationError("Say <why>.")
+
+    form = Form({"reason": "x"})
+    form.is_valid()
+    html = form_fields(form)
+    assert html.startswith('  <p class="field field-reason">\n')
+    assert '<label for="id_reason">Why &lt;now&gt;</label>' in html
+    # The help and the errors its input points at (aria-describedby) are there, by those ids.
+    assert 'aria-describedby="id_reason_helptext id_reason_error"' in html
+    assert '<small class="help" id="id_reason_helptext">For the &lt;record&gt;.</small>' in html
+    assert '<span class="error" role="alert" id="id_reason_error">Say &lt;why&gt;.</span>' in html
+    assert html.count('class="help"') == 1 and html.count('role="alert"') == 1
+    assert '<p class="field field-until">' in html and 'name="until"' in html
