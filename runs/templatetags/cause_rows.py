@@ -4,7 +4,7 @@ page's queries, as the history's run rows and a case's result rows did."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from html import escape
 from typing import Any
 
@@ -27,17 +27,28 @@ def _link(url: str, pk: int | None, title: str | None, missing: str) -> str:
     return f'<a href="{url.format(pk)}">{escape(title or "")}</a>'
 
 
+def _rows(rows: Iterable[dict[str, Any]], cells: Callable[[dict[str, Any]], tuple]) -> SafeString:
+    """A `<tr>` per row, with the cells `cells` draws for it (HTML, escaped already)."""
+    return mark_safe(
+        "".join(
+            "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells(row)) + "</tr>\n" for row in rows
+        )
+    )
+
+
 @register.simple_tag
 def cause_schedule_rows(rows: Iterable[dict[str, Any]]) -> SafeString:
     """A `<tr>` per schedule the cause struck: its failures, first and last seen."""
     url = id_url("runs:schedule")
-    return mark_safe(
-        "".join(
-            f"<tr><td>{_link(url, row['run__schedule_id'], row['run__schedule__title'], 'no schedule')}"
-            f"</td><td>{escape(row['run__orchestrator__name'])}</td><td>{row['n']}</td>"
-            f"<td>{utc_time(row['first_at'])}</td><td>{utc_time(row['last_at'])}</td></tr>\n"
-            for row in rows
-        )
+    return _rows(
+        rows,
+        lambda row: (
+            _link(url, row["run__schedule_id"], row["run__schedule__title"], "no schedule"),
+            escape(row["run__orchestrator__name"]),
+            row["n"],
+            utc_time(row["first_at"]),
+            utc_time(row["last_at"]),
+        ),
     )
 
 
@@ -45,13 +56,14 @@ def cause_schedule_rows(rows: Iterable[dict[str, Any]]) -> SafeString:
 def cause_case_rows(rows: Iterable[dict[str, Any]]) -> SafeString:
     """A `<tr>` per test case the cause failed: its failures, first and last seen."""
     url = id_url("runs:test_case")
-    return mark_safe(
-        "".join(
-            f"<tr><td>{_link(url, row['test_case_id'], row['test_case__title'], 'no case')}</td>"
-            f"<td>{row['n']}</td><td>{utc_time(row['first_at'])}</td>"
-            f"<td>{utc_time(row['last_at'])}</td></tr>\n"
-            for row in rows
-        )
+    return _rows(
+        rows,
+        lambda row: (
+            _link(url, row["test_case_id"], row["test_case__title"], "no case"),
+            row["n"],
+            utc_time(row["first_at"]),
+            utc_time(row["last_at"]),
+        ),
     )
 
 
@@ -59,13 +71,14 @@ def cause_case_rows(rows: Iterable[dict[str, Any]]) -> SafeString:
 def cause_agent_rows(rows: Iterable[dict[str, Any]]) -> SafeString:
     """A `<tr>` per agent the cause failed on, linked to the history filtered by it."""
     url = reverse("runs:list") + "?agent={}"
-    return mark_safe(
-        "".join(
-            f"<tr><td>{_link(url, row['agent_id'], row['agent__title'], 'no agent')}</td>"
-            f"<td>{escape(row['agent__orchestrator__name'] or '')}</td><td>{row['n']}</td>"
-            f"<td>{utc_time(row['last_at'])}</td></tr>\n"
-            for row in rows
-        )
+    return _rows(
+        rows,
+        lambda row: (
+            _link(url, row["agent_id"], row["agent__title"], "no agent"),
+            escape(row["agent__orchestrator__name"] or ""),
+            row["n"],
+            utc_time(row["last_at"]),
+        ),
     )
 
 
