@@ -21,8 +21,7 @@ def model_pairs(field: forms.ModelChoiceField, label: str) -> Callable[[], list[
 
     @functools.cache  # read once per form: the required check and the drawing both look
     def pairs() -> list[tuple[Any, str]]:
-        empty = [] if field.empty_label is None else [("", field.empty_label)]
-        return [*empty, *field.queryset.values_list(value, label)]
+        return [*_empty_option(field), *field.queryset.values_list(value, label)]
 
     return pairs
 
@@ -32,8 +31,12 @@ def known_pairs(
 ) -> Callable[[], list[tuple[Any, str]]]:
     """Like model_pairs, for options the page has read already: `known` (value, label) pairs,
     in order, with the empty option when the field has one."""
-    empty = [] if field.empty_label is None else [("", field.empty_label)]
-    return lambda: [*empty, *known]
+    return lambda: [*_empty_option(field), *known]
+
+
+def _empty_option(field: forms.ModelChoiceField) -> list[tuple[Any, str]]:
+    """The field's empty option as a pair, or none when it has no empty label."""
+    return [] if field.empty_label is None else [("", field.empty_label)]
 
 
 class _Pairs:
