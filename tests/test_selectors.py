@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from runs import selectors
-from runs.models import ExecutionResult, Run, Trigger
+from runs.models import ExecutionResult, RerunRequest, Run, Trigger
 from runs.selectors import RUN_SORT_KEYS, SortKey
 from runs.services.agent_counts import agent_counts_rebuild
 from runs.services.failure_groups import fingerprints_refresh
@@ -241,6 +241,29 @@ def test_lineage_lists_source_reruns_and_attempts():
     assert [run.pk for run in lineage.attempts] == [second.pk]
     lineage = selectors.run_lineage(run=selectors.run_get(pk=second.pk))
     assert lineage.source.pk == source.pk and [r.pk for r in lineage.attempts] == [source.pk]
+
+
+def test_a_run_s_page_reads_its_lineage_and_reruns_only_when_it_has_them():
+    source = make_run(external_id="wf-1")
+    alone = make_run(source.schedule, external_id="wf-2")
+    retried = make_run(source.schedule, external_id="wf-1", attempt=2)  # no rerun_of
+    rerun = make_run(source.schedule, rerun_of=alone, trigger=Trigger.RERUN)
+    # A rerun asked of attempt 2 counts on attempt 1's page too (the same vendor run).
+    RerunRequest.objects.create(orchestrator=retried.orchestrator, source_run=retried)
+    lone = make_run(source.schedule, external_id="wf-3")
+    found = {run.pk: selectors.run_get_for_page(pk=run.pk) for run in (source, alone, lone)}
+    assert [run.pk for run in selectors.run_lineage(run=found[source.pk]).attempts] == [retried.pk]
+    assert [run.pk for run in selectors.run_lineage(run=found[alone.pk]).reruns] == [rerun.pk]
+    assert len(selectors.rerun_request_list(run=found[source.pk])) == 1
+    assert selectors.rerun_request_list(run=found[alone.pk]) == []
+    # A run neither rerun nor a rerun, with no other attempt: neither is read.
+    with CaptureQueriesContext(connection) as queries:
+        assert selectors.run_lineage(run=found[lone.pk]).is_empty
+        assert selectors.rerun_request_list(run=found[lone.pk]) == []
+    assert not queries.captured_queries
+    # A rerun with nothing else still names its source.
+    rerun = selectors.run_get_for_page(pk=rerun.pk)
+    assert selectors.run_lineage(run=rerun).source.pk == alone.pk
 
 
 def test_flakiness_follows_rerun_chains():

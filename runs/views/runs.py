@@ -58,7 +58,7 @@ def _run_page_context(request: HtmxHttpRequest, run: Run) -> dict[str, Any]:
 
 @vary_on_headers("HX-Request", "HX-Target")
 def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    run = get_or_404(selectors.run_get, pk, "run")
+    run = get_or_404(selectors.run_get_for_page, pk, "run")
     context = _run_page_context(request, run)
     if is_fragment(request):
         fragment = "result-page" if request.htmx.target == MORE_ROWS else "run-results"

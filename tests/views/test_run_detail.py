@@ -152,6 +152,19 @@ def test_it_shows_the_lineage_with_outcomes(viewer_client, failed_run):
     assert f'class="lineage-source" href="/runs/{failed_run.pk}/"' in html
 
 
+def test_a_run_neither_rerun_nor_a_rerun_reads_neither_its_lineage_nor_reruns(
+    viewer_client, failed_run
+):
+    with CaptureQueriesContext(connection) as queries:
+        html = viewer_client.get(reverse("runs:detail", args=[failed_run.pk])).content.decode()
+    selects = [q["sql"] for q in queries.captured_queries]
+    # The run itself is the one read of runs (with whether any of those exist), and no request.
+    assert len([sql for sql in selects if sql.startswith('SELECT "runs_run"')]) == 1
+    assert not [sql for sql in selects if sql.startswith('SELECT "runs_rerunrequest"')]
+    assert "This run is not a rerun and has no reruns or other attempts." in html
+    assert 'aria-label="Reruns of this run"' not in html
+
+
 def test_a_running_run_polls_its_summary_and_shows_progress(viewer_client):
     run = make_run(
         status=Status.RUNNING, finished_at=None, duration=None, total_count=4, passed_count=1
