@@ -753,11 +753,21 @@ def test_case_get(*, pk: int) -> TestCase:
     return TestCase.objects.select_related("orchestrator").get(pk=pk)
 
 
+# What a case's page (runs.templatetags.case_rows) and the API's item (ResultOut) read of a
+# result and its run: not the run's other columns (its variables and counts are JSON).
+CASE_RESULT_FIELDS = (
+    *("external_id", "case_key", "test_case", "status", "vendor_status", "started_at"),
+    *("finished_at", "duration", "message", "log_excerpt", "retry_count", "iterations"),
+    *("agent__title", "run__external_id", "run__started_at", "run__schedule__title"),
+)
+
+
 def _case_results(test_case: TestCase) -> QuerySet[ExecutionResult]:
     in_rerun = Case(When(_original("run__"), then=Value(False)), default=Value(True))
+    # Through the case's own manager: each result knows its case without reading it again.
     return (
-        ExecutionResult.objects.filter(test_case=test_case)
-        .select_related("run", "run__schedule", "agent")
+        test_case.results.select_related("run", "run__schedule", "agent")
+        .only(*CASE_RESULT_FIELDS)
         .annotate(in_rerun=in_rerun)
     )
 

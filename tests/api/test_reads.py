@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from runs import selectors
 from runs.models import ExecutionResult, Run
 from runs.services.failure_groups import fingerprints_refresh
 from runs.status import Status
@@ -163,6 +164,20 @@ def test_a_test_case_comes_with_its_history_and_counts(reader):
     assert body["title"] == "Checkout" and len(body["items"]) == 2
     assert (body["stats"]["results"], body["stats"]["failed"]) == (2, 1)
     assert reader.get(f"{API}/cases/{case.pk}", {"after": "bad"}).status_code == 400
+
+
+def test_a_test_case_s_page_costs_the_same_queries_whatever_its_length(reader):
+    run = make_run(status=Status.FAILED)
+    short, long = (make_test_case(run.orchestrator, title=title) for title in ("Short", "Long"))
+    make_result(run, test_case=short, status=Status.PASSED)
+    for _ in range(selectors.CASE_PAGE_SIZE):
+        make_result(make_run(run.schedule), test_case=long, status=Status.PASSED)
+    reader.get(f"{API}/cases/{short.pk}")  # the token's last use is noted once a minute
+    # Each result names its case: the page's case, not read again per result.
+    assert queries(reader, f"{API}/cases/{short.pk}") == queries(reader, f"{API}/cases/{long.pk}")
+    items = reader.get(f"{API}/cases/{long.pk}").json()["items"]
+    assert len(items) == selectors.CASE_PAGE_SIZE
+    assert {item["test_case"]["title"] for item in items} == {"Long"}
 
 
 def test_failures_come_grouped_by_cause(reader):
