@@ -3,8 +3,8 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/runboard_bench \
         .venv/bin/python bench/pages_bench.py [--repeat 7] [--out bench/pages.md]
 
-Run `bench/history.py` first. Each page is requested in-process through Django's test client,
-logged in, twice to warm up and then `--repeat` times; the median is the page's time. Before
+Run `bench/history.py` first. Each page (and each of the API's reads, by the same session) is
+requested in-process through Django's test client, logged in, twice to warm up and then `--repeat` times; the median is the page's time. Before
 each timed request the history's revision is moved on (runs.services.revision), so a page
 that keeps its drawing per revision is drawn afresh, as after every sync: the time is the
 page's cost, not its cache's. "Again" is the same page asked again at the same revision (what
@@ -70,6 +70,7 @@ from runs.models import (  # noqa: E402
 from runs.services.revision import revision_bump  # noqa: E402
 
 BIG_TABLES = ("runs_run", "runs_executionresult")
+API = "/api/v1"
 NEXT_LINK = re.compile(r'href="\?([^"]*after=[^"]+)"')
 
 
@@ -123,6 +124,17 @@ def pages(client: Client) -> list[tuple[str, str]]:
         ("failures, 30 days", "/failures/?window=30d"),
         ("failures, one agent", f"/failures/?window=30d&agent={agent.pk}"),
         ("failure cause", f"/failures/{cause.pk}/"),
+        # The API's reads (runs.api.reads), as a pipeline or a chat bot asks for them.
+        ("API: orchestrators", f"{API}/orchestrators"),
+        ("API: schedules", f"{API}/schedules"),
+        ("API: runs", f"{API}/runs"),
+        ("API: runs, failures of an agent", f"{API}/runs?status=failures&agent={agent.pk}"),
+        (f"API: run, {big.total_count} results", f"{API}/runs/{big.pk}"),
+        (f"API: a page of a run's {big.total_count} results", f"{API}/runs/{big.pk}/results"),
+        ("API: run by vendor id", f"{API}/go/{big.orchestrator.name}/{big.external_id}"),
+        ("API: test case", f"{API}/cases/{case.pk}"),
+        ("API: failures, 30 days", f"{API}/failures?window=30d"),
+        ("API: failure cause", f"{API}/failures/{cause.pk}"),
     ]
     return listed
 
