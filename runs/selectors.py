@@ -327,7 +327,7 @@ def run_get_for_page(*, pk: int) -> Run:
     """The run as run_get reads it, with whether other runs rerun it (`has_reruns`), other
     attempts of its vendor run exist (`has_attempts`) and reruns were asked of any of those
     (`was_rerun`): most runs are neither reruns nor rerun, and then their page reads neither
-    its lineage nor its reruns (a query of three joins and one of two, with a prefetch)."""
+    its lineage nor its reruns (two queries of two joins each, and the requests' runs)."""
     same_vendor_run = Run.objects.filter(
         orchestrator=OuterRef("orchestrator_id"), external_id=OuterRef("external_id")
     )

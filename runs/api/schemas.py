@@ -32,7 +32,7 @@ NO_NUL = "cannot hold a NUL character"
 class Out(BaseModel):
     """An answer's shape, built field by field by its `of` from what the selectors read, never
     from a model instance: a plain pydantic model. ninja's Schema would pass every value
-    through its getter for Django models (a third of the time of a page of runs)."""
+    through its getter for Django models (1.8 of the 3.0 ms a page of 50 runs took to build)."""
 
 
 class ProblemDetail(Out):
