@@ -60,7 +60,9 @@ class Orchestrator(models.Model):
 class Agent(models.Model):
     """Leapwork agent, Conductor worker, Testsigma machine."""
 
-    orchestrator = models.ForeignKey(Orchestrator, on_delete=models.CASCADE, related_name="agents")
+    orchestrator = models.ForeignKey(  # led by its unique (orchestrator, external_id)
+        Orchestrator, on_delete=models.CASCADE, related_name="agents", db_index=False
+    )
     external_id = models.CharField(max_length=200)
     title = models.CharField(max_length=300)
     host = models.CharField(max_length=300, blank=True)
@@ -88,8 +90,8 @@ class Agent(models.Model):
 class Schedule(models.Model):
     """Leapwork schedule, Conductor workflow definition (by name), Testsigma test plan."""
 
-    orchestrator = models.ForeignKey(
-        Orchestrator, on_delete=models.CASCADE, related_name="schedules"
+    orchestrator = models.ForeignKey(  # led by its unique (orchestrator, external_id)
+        Orchestrator, on_delete=models.CASCADE, related_name="schedules", db_index=False
     )
     external_id = models.CharField(max_length=200)
     title = models.CharField(max_length=300)
@@ -127,8 +129,8 @@ class Schedule(models.Model):
 class TestCase(models.Model):
     """Leapwork flow, Conductor task (definition name + reference name), Testsigma test case."""
 
-    orchestrator = models.ForeignKey(
-        Orchestrator, on_delete=models.CASCADE, related_name="test_cases"
+    orchestrator = models.ForeignKey(  # led by its unique (orchestrator, external_id)
+        Orchestrator, on_delete=models.CASCADE, related_name="test_cases", db_index=False
     )
     external_id = models.CharField(max_length=300)
     title = models.CharField(max_length=300)
@@ -158,10 +160,19 @@ class Trigger(models.TextChoices):
 class Run(models.Model):
     """One run: Leapwork run, one attempt of a Conductor execution, Testsigma test plan result."""
 
-    orchestrator = models.ForeignKey(Orchestrator, on_delete=models.CASCADE, related_name="runs")
+    # Both keys lead indexes of their own below (run_orch_idx, run_schedule_idx) and the
+    # orchestrator the unique attempt too: no single-column index for either.
+    orchestrator = models.ForeignKey(
+        Orchestrator, on_delete=models.CASCADE, related_name="runs", db_index=False
+    )
     # The schedule a run belongs to in Runboard: a rerun's runs stay under their source's.
     schedule = models.ForeignKey(
-        Schedule, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
+        Schedule,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="runs",
+        db_index=False,
     )
     # The vendor's own schedule when it is not `schedule`: the temporary schedule Leapwork's
     # Run Flow by Id makes for each run (deleted upstream once the run is over).
@@ -232,7 +243,6 @@ class Run(models.Model):
             models.Index(fields=["schedule", "-started_at", "-id"], name="run_schedule_idx"),
             models.Index(fields=["status", "-started_at", "-id"], name="run_status_idx"),
             models.Index(fields=["orchestrator", "-started_at", "-id"], name="run_orch_idx"),
-            models.Index(fields=["orchestrator", "external_id"], name="run_external_idx"),
             models.Index(fields=["duration", "id"], name="run_duration_idx"),
             DescendingNullsLastIndex(field="duration", name="run_duration_desc_idx"),
             TrigramIndex(field="external_id", name="run_external_trgm"),
@@ -453,8 +463,13 @@ class RerunRequest(models.Model):
     orchestrator = models.ForeignKey(
         Orchestrator, on_delete=models.CASCADE, related_name="rerun_requests"
     )
-    source_run = models.ForeignKey(
-        Run, on_delete=models.CASCADE, null=True, blank=True, related_name="rerun_requests"
+    source_run = models.ForeignKey(  # led by rerun_source_idx
+        Run,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="rerun_requests",
+        db_index=False,
     )
     schedule = models.ForeignKey(
         Schedule, on_delete=models.CASCADE, null=True, blank=True, related_name="rerun_requests"
@@ -526,7 +541,9 @@ class RerunCall(models.Model):
     crash: it becomes `unknown` and is reconciled, never sent again.
     """
 
-    request = models.ForeignKey(RerunRequest, on_delete=models.CASCADE, related_name="calls")
+    request = models.ForeignKey(  # led by its unique (request, index)
+        RerunRequest, on_delete=models.CASCADE, related_name="calls", db_index=False
+    )
     index = models.PositiveIntegerField()
     target = models.CharField(max_length=300)
     # The planned request (runs.orchestrators.base.PlannedCall); no method: a run-now.
@@ -723,7 +740,9 @@ class WebhookDelivery(models.Model):
     """One event for one webhook: its body, and how sending it went (attempts, last error).
     `key` names the event's subject, so an event is delivered once per webhook."""
 
-    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    webhook = models.ForeignKey(  # led by its unique (webhook, key)
+        Webhook, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     event = models.CharField(max_length=32, choices=WebhookEvent.choices)
     key = models.CharField(max_length=200)
     payload = models.JSONField(default=dict)

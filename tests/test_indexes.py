@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.db import connection, transaction
 from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
@@ -49,6 +50,45 @@ def indexes_of(model) -> dict[str, dict]:
 )
 def test_it_has_each_index_under_its_name_on_every_database(model, name):
     assert indexes_of(model)[name]["index"]
+
+
+def redundant_indexes(model) -> list[str]:
+    """The model's plain indexes that another index or unique constraint leads with (same
+    columns, same order): every write pays for them and no read needs them. Partial indexes
+    (smaller than the one they lead) and PostgreSQL's `_like` ones (another operator class,
+    for LIKE) are not redundant."""
+    found = indexes_of(model)
+    partial = {index.name for index in model._meta.indexes if index.condition is not None}
+
+    def key(name: str) -> tuple[tuple[str, str], ...]:
+        columns = found[name]["columns"]
+        orders = found[name].get("orders") or ["ASC"] * len(columns)
+        return tuple(zip(columns, orders, strict=True))
+
+    wider = [
+        key(name)
+        for name, c in found.items()
+        if (c["index"] or c["unique"]) and c["columns"] and name not in partial
+    ]
+    return [
+        name
+        for name, c in found.items()
+        if c["index"]
+        and not c["unique"]
+        and c["columns"]
+        and name not in partial
+        and not name.endswith("_like")
+        and any(
+            len(other) > len(key(name)) and other[: len(key(name))] == key(name) for other in wider
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "model", list(apps.get_app_config("runs").get_models()), ids=lambda model: model.__name__
+)
+def test_no_index_is_one_that_another_leads_with(model):
+    assert redundant_indexes(model) == []
 
 
 def test_results_keep_no_single_column_index_a_composite_one_leads_with():
