@@ -318,9 +318,14 @@ def run_list_in_progress(*, limit: int = 50) -> list[Run]:
     )
 
 
+def _run_summarized() -> QuerySet[Run]:
+    """Runs with what a run's summary shows beside them; the run it reruns comes with its
+    lineage (run_lineage)."""
+    return Run.objects.select_related("orchestrator", "schedule", "triggered_by")
+
+
 def run_get(*, pk: int) -> Run:
-    # What the summary shows; the run it reruns comes with its lineage (run_lineage).
-    return Run.objects.select_related("orchestrator", "schedule", "triggered_by").get(pk=pk)
+    return _run_summarized().get(pk=pk)
 
 
 def run_get_for_page(*, pk: int) -> Run:
@@ -332,7 +337,7 @@ def run_get_for_page(*, pk: int) -> Run:
         orchestrator=OuterRef("orchestrator_id"), external_id=OuterRef("external_id")
     )
     return (
-        Run.objects.select_related("orchestrator", "schedule", "triggered_by")
+        _run_summarized()
         .annotate(
             has_reruns=Exists(Run.objects.filter(rerun_of=OuterRef("pk"))),
             has_attempts=Exists(same_vendor_run.exclude(pk=OuterRef("pk"))),
@@ -349,7 +354,7 @@ def run_get_for_page(*, pk: int) -> Run:
 
 def run_get_for_poll(*, pk: int) -> Run:
     """The run a polling fragment shows: what its summary and row need."""
-    return Run.objects.select_related("orchestrator", "schedule", "triggered_by").get(pk=pk)
+    return _run_summarized().get(pk=pk)
 
 
 # A run's page: what fits on a screen, whatever the run's size.

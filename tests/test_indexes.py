@@ -59,28 +59,19 @@ def redundant_indexes(model) -> list[str]:
     for LIKE) are not redundant."""
     found = indexes_of(model)
     partial = {index.name for index in model._meta.indexes if index.condition is not None}
-
-    def key(name: str) -> tuple[tuple[str, str], ...]:
-        columns = found[name]["columns"]
-        orders = found[name].get("orders") or ["ASC"] * len(columns)
-        return tuple(zip(columns, orders, strict=True))
-
-    wider = [
-        key(name)
+    # Each index's (column, order) pairs; a unique constraint's columns are in ascending order.
+    keys = {
+        name: tuple(zip(c["columns"], c.get("orders") or ["ASC"] * len(c["columns"]), strict=True))
         for name, c in found.items()
         if (c["index"] or c["unique"]) and c["columns"] and name not in partial
-    ]
+    }
     return [
         name
-        for name, c in found.items()
-        if c["index"]
-        and not c["unique"]
-        and c["columns"]
-        and name not in partial
+        for name, key in keys.items()
+        if found[name]["index"]
+        and not found[name]["unique"]
         and not name.endswith("_like")
-        and any(
-            len(other) > len(key(name)) and other[: len(key(name))] == key(name) for other in wider
-        )
+        and any(len(other) > len(key) and other[: len(key)] == key for other in keys.values())
     ]
 
 
