@@ -124,6 +124,9 @@ def pages(client: Client) -> list[tuple[str, str]]:
         ("failures, 30 days", "/failures/?window=30d"),
         ("failures, one agent", f"/failures/?window=30d&agent={agent.pk}"),
         ("failure cause", f"/failures/{cause.pk}/"),
+        # Rerunning: the form on its own page, and every run a cause struck, planned.
+        (f"rerun form, {big.total_count} results", f"/runs/{big.pk}/rerun/"),
+        ("cause rerun preview", f"/failures/{cause.pk}/rerun/"),
         # The API's reads (runs.api.reads), as a pipeline or a chat bot asks for them.
         ("API: orchestrators", f"{API}/orchestrators"),
         ("API: schedules", f"{API}/schedules"),

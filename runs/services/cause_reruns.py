@@ -18,15 +18,16 @@ from datetime import UTC, datetime, time, timedelta
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 
 from runs.models import ExecutionResult, FailureGroup, Orchestrator, RerunBatch, Run
 from runs.orchestrators.base import Scope
-from runs.services.rerun_plan import RerunInput, RerunPlan, rerun_capabilities, rerun_plan
+from runs.services.rerun_plan import RerunInput, RerunPlan, rerun_capabilities, rerun_plans
 from runs.services.rerun_targets import RerunInvalid
 from runs.services.reruns import PERMISSION, rerun_start
 from runs.status import IN_PROGRESS
 
-# At most this many source runs in one batch, the newest first: a cause that struck more
+# At most this many source runs in one batch, the most recently struck first: a cause that struck more
 # widely is rerun in several sends, each previewed.
 BATCH_RUNS = 50
 
@@ -85,28 +86,47 @@ def _window_start(days: int, now: datetime | None = None) -> datetime:
 def cause_rerun_plan(*, group: FailureGroup, days: int) -> CauseRerunPlan:
     """Plan a rerun of every run where `group` struck in the last `days` days and that can
     be rerun: over, not an earlier attempt, and not rerun already (its rerun is the run to
-    rerun now, if the cause struck there again)."""
+    rerun now, if the cause struck there again). A batch holds the runs struck most
+    recently; the rest wait for a later one."""
     failures = ExecutionResult.objects.filter(
         fingerprint=group.fingerprint, started_at__gte=_window_start(days)
     )
+    runs = _struck_runs(failures)
+    batch = runs[:BATCH_RUNS]
     by_run: dict[int, list[int]] = defaultdict(list)
-    for run_id, pk in failures.values_list("run_id", "pk").order_by("run_id", "pk"):
+    of_batch = failures.filter(run_id__in=[run.pk for run in batch])
+    for run_id, pk in of_batch.values_list("run_id", "pk").order_by("pk"):
         by_run[run_id].append(pk)
-    runs = list(
-        Run.objects.filter(pk__in=list(by_run), is_frozen=False, reruns__isnull=True)
-        .exclude(status__in=[status.value for status in IN_PROGRESS])
-        .select_related("orchestrator", "schedule")
-        .order_by("-started_at", "-id")[: BATCH_RUNS + 1]
-    )
+    # One plan per run, as the run page would plan it; all their results read at once.
+    asked = [(run, _input(run, by_run[run.pk])) for run in batch]
     reruns: list[CauseRerun] = []
     skipped: list[tuple[Run, str]] = []
-    for run in runs[:BATCH_RUNS]:
-        data = _input(run, by_run[run.pk])
-        try:
-            reruns.append(CauseRerun(run, data, rerun_plan(source=run, data=data)))
-        except RerunInvalid as exc:
-            skipped.append((run, str(exc)))
+    for (run, data), plan in zip(asked, rerun_plans(asked), strict=True):
+        if isinstance(plan, RerunInvalid):
+            skipped.append((run, str(plan)))
+        else:
+            reruns.append(CauseRerun(run, data, plan))
     return CauseRerunPlan(group, days, reruns, skipped, more=len(runs) > BATCH_RUNS)
+
+
+def _struck_runs(failures: QuerySet[ExecutionResult]) -> list[Run]:
+    """The runs these failures struck that can be rerun, the most recently struck first: one
+    more than a batch holds, to tell there are more. Read from the newest failure back, as
+    far as that takes, not every failure of the window (a widespread cause has thousands)."""
+    rerunnable = (
+        failures.filter(run__is_frozen=False, run__reruns__isnull=True)
+        .exclude(run__status__in=[status.value for status in IN_PROGRESS])
+        .order_by("-started_at", "-id")
+    )
+    limit = 2 * BATCH_RUNS
+    while True:
+        read = list(rerunnable.values_list("run_id", flat=True)[:limit])
+        struck = list(dict.fromkeys(read))[: BATCH_RUNS + 1]
+        if len(struck) > BATCH_RUNS or len(read) < limit:
+            break
+        limit *= 4
+    runs = Run.objects.select_related("orchestrator", "schedule").in_bulk(struck)
+    return [runs[pk] for pk in struck]
 
 
 def _input(run: Run, failure_ids: list[int]) -> RerunInput:

@@ -14,6 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, NullIf
+
 from runs.models import Agent, ExecutionResult, Orchestrator, RerunScope, Run, Schedule
 from runs.orchestrators.base import (
     Capabilities,
@@ -32,7 +35,11 @@ from runs.services.rerun_targets import (
 )
 from runs.services.session import orchestrator_client_class
 from runs.services.standing import results_standing
-from runs.status import FAILURES
+from runs.status import FAILURE_VALUES, FAILURES
+
+# What makes two results tries of one case (runs.services.standing): its case key, else its
+# own id.
+CASE = Coalesce(NullIf(F("case_key"), Value("")), F("external_id"))
 
 
 def rerun_capabilities(orchestrator: Orchestrator) -> Capabilities:
@@ -88,14 +95,41 @@ def rerun_plan(
     if schedule is not None:
         return _plan_run_now(schedule, data)
     assert source is not None
-    return _plan_rerun(source, data)
+    [plan] = rerun_plans([(source, data)])
+    if isinstance(plan, RerunInvalid):
+        raise plan
+    return plan
 
 
-def _plan_rerun(source: Run, data: RerunInput) -> RerunPlan:
+def rerun_plans(asked: Sequence[tuple[Run, RerunInput]]) -> list[RerunPlan | RerunInvalid]:
+    """Plan the reruns of several runs (a cause's batch), each as rerun_plan would: its plan,
+    or why it cannot be. The results of every run are read in one query."""
+    scopes: list[Scope | RerunInvalid] = []
+    for source, data in asked:
+        try:
+            scopes.append(_scope(source, data, rerun_capabilities(source.orchestrator)))
+        except RerunInvalid as exc:
+            scopes.append(exc)
+    results = _results_read(
+        [(source, data, scope) for (source, data), scope in zip(asked, scopes, strict=True)]
+    )
+    plans: list[RerunPlan | RerunInvalid] = []
+    for (source, data), scope in zip(asked, scopes, strict=True):
+        if isinstance(scope, RerunInvalid):
+            plans.append(scope)
+            continue
+        try:
+            plans.append(_plan_rerun(source, data, scope, results.get(source.pk, [])))
+        except RerunInvalid as exc:
+            plans.append(exc)
+    return plans
+
+
+def _plan_rerun(
+    source: Run, data: RerunInput, scope: Scope, results: list[ExecutionResult]
+) -> RerunPlan:
     client_class = orchestrator_client_class(source.orchestrator)
     capabilities = client_class.capabilities
-    scope = _scope(source, data, capabilities)
-    results = list(source.results.select_related("agent", "test_case").order_by("seq", "id"))
     picked, agents = _validated(source, data, scope, results, capabilities)
     work = Picked(source, data, scope, capabilities, results, picked, agents)
     steps, cases, planned_cases = rerun_targets(work)
@@ -119,11 +153,14 @@ def _plan_rerun(source: Run, data: RerunInput) -> RerunPlan:
         count=len(planned_cases),
         iterations=work.only_failed_iterations,
     )
+    # Where it runs, when no agent is chosen: the run's agents to rerun it all, else those
+    # the cases to rerun ran on.
+    ran_on = source_agents(results if scope == Scope.ALL else picked)
     return RerunPlan(
         scope=scope.value,
         summary=summary,
         cases=tuple(planned_cases),
-        agents=agent_titles(agents) or tuple(a.title for a in source_agents(results)),
+        agents=agent_titles(agents) or agent_titles(ran_on),
         variables=(
             dict(data.variables) or dict(data.workflow_input or {}) or dict(data.task_input or {})
         ),
@@ -131,6 +168,50 @@ def _plan_rerun(source: Run, data: RerunInput) -> RerunPlan:
         spec=spec,
         options=_options(work, spec, summary, planned_cases),
     )
+
+
+def _results_read(
+    asked: Sequence[tuple[Run, RerunInput, Scope | RerunInvalid]],
+) -> dict[int, list[ExecutionResult]]:
+    """The results each plan reads, by run, in one query. Rerunning everything reads all of a
+    run's results. Otherwise: those asked for by id (picked, or their iterations), and to
+    rerun the failed ones every try of each case that failed there, since its latest try
+    decides whether it still stands failed. A run of 10,000 results with a few failures
+    reads a few rows, not 10,000."""
+    everything, failed, ids = set(), set(), set()
+    for source, data, scope in asked:
+        if scope == Scope.ALL:
+            everything.add(source.pk)
+            continue
+        ids |= {*data.result_ids, *data.iterations}
+        if scope == Scope.FAILED:
+            failed.add(source.pk)
+    if not (everything or failed or ids):
+        return {}
+    # Tries of the cases that failed in any of these runs (one set for all: a case that
+    # failed in another run only is dropped below).
+    failed_cases = ExecutionResult.objects.filter(run_id__in=failed, status__in=FAILURE_VALUES)
+    wanted = (
+        Q(run_id__in=everything)
+        | Q(pk__in=ids)
+        | Q(run_id__in=failed, case__in=failed_cases.annotate(case=CASE).values("case"))
+    )
+    rows = list(
+        ExecutionResult.objects.alias(case=CASE)
+        .filter(wanted)
+        .select_related("agent", "test_case")
+        .order_by("run_id", "seq", "id")
+    )
+    failing = {(r.run_id, r.case_key or r.external_id) for r in rows if r.status in FAILURES}
+    results: dict[int, list[ExecutionResult]] = {}
+    for r in rows:
+        if (
+            r.run_id in everything
+            or r.pk in ids
+            or (r.run_id, r.case_key or r.external_id) in failing
+        ):
+            results.setdefault(r.run_id, []).append(r)
+    return results
 
 
 def _options(

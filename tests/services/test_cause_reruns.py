@@ -7,17 +7,34 @@ import uuid
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import Count
+from django.test.utils import CaptureQueriesContext
 
-from runs.models import ExecutionResult, FailureGroup, RerunBatch, RerunRequest, RerunState
+from runs.models import (
+    ExecutionResult,
+    FailureGroup,
+    OrchestratorKind,
+    RerunBatch,
+    RerunRequest,
+    RerunState,
+)
 from runs.services.cause_reruns import (
     BATCH_RUNS,
     CausePlanChanged,
     cause_rerun_plan,
     cause_rerun_send,
 )
+from runs.status import Status
 from tests.emulated import synced, vendor_writes
-from tests.factories import make_user
+from tests.factories import (
+    make_orchestrator,
+    make_result,
+    make_results,
+    make_runs,
+    make_schedule,
+    make_user,
+)
 from tests.sending import deliver_pending
 
 pytestmark = pytest.mark.django_db
@@ -119,3 +136,48 @@ def test_a_viewer_cannot_rerun_a_cause(three):
             previewed_digest=plan.digest,
         )
     assert not RerunBatch.objects.exists()
+
+
+# At the size that hurts ----------------------------------------------------------------------
+
+
+def struck(runs: int, *, passes: int = 3) -> FailureGroup:
+    """A cause that struck `runs` runs of one Testsigma schedule (a minute apart), once each
+    among `passes` passing results."""
+    group = FailureGroup.objects.create(fingerprint="c0ffee", version=1, normalized="boom")
+    schedule = make_schedule(make_orchestrator(OrchestratorKind.TESTSIGMA))
+    for run in make_runs(runs, schedule, status=Status.FAILED):
+        make_results(run, passes)
+        make_result(
+            run, case_key="login", status=Status.FAILED, fingerprint=group.fingerprint, seq=99
+        )
+    return group
+
+
+def queries(group: FailureGroup) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        plan = cause_rerun_plan(group=group, days=DAYS)
+    assert plan.reruns and not plan.skipped
+    return len(captured)
+
+
+def test_a_previews_queries_do_not_grow_with_the_runs_it_reruns():
+    few = queries(struck(2))
+    ExecutionResult.objects.all().delete()
+    FailureGroup.objects.all().delete()
+
+    assert queries(struck(BATCH_RUNS, passes=40)) == few
+
+
+def test_a_batch_holds_the_runs_struck_most_recently_and_says_there_are_more():
+    group = struck(BATCH_RUNS + 7)
+    newest = list(
+        ExecutionResult.objects.filter(fingerprint=group.fingerprint)
+        .order_by("-started_at", "-id")
+        .values_list("run_id", flat=True)[:BATCH_RUNS]
+    )
+
+    plan = cause_rerun_plan(group=group, days=DAYS)
+
+    assert plan.more and [r.source.pk for r in plan.reruns] == newest
+    assert all([c.title for c in r.plan.cases] == ["login"] for r in plan.reruns)
