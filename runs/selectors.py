@@ -1240,7 +1240,7 @@ class FailureGroupSummary:
         return bool(self.group.first_seen_at and self.window_start <= self.group.first_seen_at)
 
 
-def _of_causes(fingerprints: list[str]) -> QuerySet[ExecutionResult]:
+def failures_of_causes(fingerprints: list[str]) -> QuerySet[ExecutionResult]:
     """The failures of these causes. SQLite reads its partial indexes over failures only when
     their condition is spelled out too; PostgreSQL proves it from the list and, told both,
     multiplies their odds as if apart: it expects a fortieth of the rows, and sorts them
@@ -1255,7 +1255,9 @@ def _failures_in(
     """The failures (results with a fingerprint) started since, where the filters say; only
     those of these causes, when given."""
     failures = (
-        ExecutionResult.objects.exclude(fingerprint="") if causes is None else _of_causes(causes)
+        ExecutionResult.objects.exclude(fingerprint="")
+        if causes is None
+        else failures_of_causes(causes)
     )
     failures = failures.filter(started_at__gte=since)
     if orchestrator := filters.get("orchestrator"):

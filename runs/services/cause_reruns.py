@@ -18,10 +18,11 @@ from datetime import UTC, datetime, time, timedelta
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from runs.models import ExecutionResult, FailureGroup, Orchestrator, RerunBatch, Run
 from runs.orchestrators.base import Scope
+from runs.selectors import failures_of_causes
 from runs.services.rerun_plan import RerunInput, RerunPlan, rerun_capabilities, rerun_plans
 from runs.services.rerun_targets import RerunInvalid
 from runs.services.reruns import PERMISSION, rerun_start
@@ -88,9 +89,7 @@ def cause_rerun_plan(*, group: FailureGroup, days: int) -> CauseRerunPlan:
     be rerun: over, not an earlier attempt, and not rerun already (its rerun is the run to
     rerun now, if the cause struck there again). A batch holds the runs struck most
     recently; the rest wait for a later one."""
-    failures = ExecutionResult.objects.filter(
-        fingerprint=group.fingerprint, started_at__gte=_window_start(days)
-    )
+    failures = failures_of_causes([group.fingerprint]).filter(started_at__gte=_window_start(days))
     runs = _struck_runs(failures)
     batch = runs[:BATCH_RUNS]
     by_run: dict[int, list[int]] = defaultdict(list)
@@ -113,9 +112,11 @@ def _struck_runs(failures: QuerySet[ExecutionResult]) -> list[Run]:
     """The runs these failures struck that can be rerun, the most recently struck first: one
     more than a batch holds, to tell there are more. Read from the newest failure back, as
     far as that takes, not every failure of the window (a widespread cause has thousands)."""
+    rerun = Run.objects.filter(rerun_of=OuterRef("run_id"))
     rerunnable = (
-        failures.filter(run__is_frozen=False, run__reruns__isnull=True)
+        failures.filter(run__is_frozen=False)
         .exclude(run__status__in=[status.value for status in IN_PROGRESS])
+        .exclude(Exists(rerun))
         .order_by("-started_at", "-id")
     )
     limit = 2 * BATCH_RUNS
