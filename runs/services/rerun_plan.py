@@ -19,6 +19,7 @@ from django.db.models.functions import Coalesce, NullIf
 
 from runs.models import Agent, ExecutionResult, Orchestrator, RerunScope, Run, Schedule
 from runs.orchestrators.base import (
+    BadRequest,
     Capabilities,
     PlannedCall,
     RerunSpec,
@@ -146,7 +147,10 @@ def _plan_rerun(
         only_failed_iterations=work.only_failed_iterations,
     )
     schedule_id = source.schedule.external_id if source.schedule else ""
-    calls = tuple(client_class.plan_rerun(source.external_id, spec, schedule_id=schedule_id))
+    try:
+        calls = tuple(client_class.plan_rerun(source.external_id, spec, schedule_id=schedule_id))
+    except BadRequest as exc:  # what the vendor could not be asked (a flow with no agent)
+        raise RerunInvalid({"scope": f"Cannot be rerun: {exc.message}."}) from exc
     summary = _summary(
         scope=f"from task {task.case_key}" if task else RerunScope(scope.value).label.lower(),
         agents=_where(scope, agents, capabilities),

@@ -131,3 +131,17 @@ def test_one_run_that_cannot_be_planned_leaves_the_others_planned():
 
     assert isinstance(plans[0], RerunInvalid) and "no failed cases" in str(plans[0].errors)
     assert sorted(c.title for c in plans[1].cases) == ["a", "b"]
+
+
+def test_what_the_vendor_could_not_be_asked_is_a_clear_refusal_not_an_error():
+    """A Leapwork flow reruns on an agent: a failure that names none cannot be rerun, and
+    the plan says so (a cause's batch leaves that run out, with the reason)."""
+    run = make_run(make_schedule(make_orchestrator(OrchestratorKind.LEAPWORK)))
+    make_result(run, case_key="flow-1", status="failed")
+
+    with pytest.raises(RerunInvalid) as raised:
+        rerun_plan(source=run, data=RerunInput(scope="failed"))
+
+    assert raised.value.errors == {
+        "scope": "Cannot be rerun: flow flow-1 needs an agent to run on."
+    }
