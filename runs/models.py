@@ -82,6 +82,13 @@ class Agent(models.Model):
                 fields=["orchestrator", "external_id"], name="agent_unique_external_id"
             )
         ]
+        # The agents page: the most recently seen first, a page by key, however many workers
+        # a cluster has had; found by any part of their title or host.
+        indexes = [
+            DescendingNullsLastIndex(field="last_seen_at", name="agent_last_seen_idx"),
+            TrigramIndex(field="title", name="agent_title_trgm"),
+            TrigramIndex(field="host", name="agent_host_trgm"),
+        ]
 
     def __str__(self) -> str:
         return self.title

@@ -99,7 +99,7 @@ class SortKey:
             micro = timedelta(microseconds=db_int(raw_value))
         except (ValueError, OverflowError):
             return None
-        if self.field.endswith("started_at"):
+        if self.field.endswith("_at"):  # a time (started_at, last_seen_at), not a duration
             try:
                 return EPOCH + micro, pk
             except OverflowError:
@@ -1029,12 +1029,19 @@ def _rescued_cases(root_of: dict[int, int]) -> dict[int, set[tuple[str, Any]]]:
 # Agents and orchestrators -----------------------------------------------------------------
 
 
-def agent_list_with_counts() -> list[Agent]:
-    """Every agent with its results, failures, distinct runs, and the last time it ran one:
-    counts sync keeps on the agent rows (services.agent_counts), so no result is read."""
-    return list(
-        Agent.objects.select_related("orchestrator").order_by("orchestrator__name", "title", "id")
-    )
+AGENT_KEY = SortKey("last_seen_at", descending=True, nullable=True)
+AGENT_SEARCH_MAX = 200
+
+
+def agent_list_with_counts(*, q: str = "", after: str = "", before: str = "") -> Page[Agent]:
+    """Agents with their results, failures, distinct runs and last result, the most recently
+    seen first (never seen last), a page by key; those whose title or host has `q`, when
+    given. Counts sync keeps on the agent rows (services.agent_counts), so no result is read;
+    a page, not every agent, since a Conductor cluster's workers come and go by the thousand."""
+    agents = Agent.objects.select_related("orchestrator")
+    if q := q.strip()[:AGENT_SEARCH_MAX]:
+        agents = agents.filter(Q(title__icontains=q) | Q(host__icontains=q))
+    return keyset_page(agents, key=AGENT_KEY, after=after, before=before)
 
 
 def agent_list_by_ids(*, ids: Iterable[int]) -> list[Agent]:

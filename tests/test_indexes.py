@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from runs import selectors
 from runs.models import (
+    Agent,
     ExecutionResult,
     FailureGroup,
     OrchestratorKind,
@@ -134,6 +135,34 @@ def test_it_searches_runs_through_the_trigram_indexes():
         selectors.run_filter(Run.objects.all(), filters={"q": "un-42"}), "seqscan", "indexscan"
     )
     assert "run_external_trgm" in found and "run_build_trgm" in found
+
+
+def agents_query(**asked: str) -> str:
+    """The SQL of the agents page's own query, as asked, over a few hundred agents."""
+    orchestrator = make_orchestrator()
+    Agent.objects.bulk_create(
+        Agent(orchestrator=orchestrator, external_id=f"w-{i}", title=f"worker-{i}", host=f"pod-{i}")
+        for i in range(300)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE runs_agent")
+    with CaptureQueriesContext(connection) as queries:
+        selectors.agent_list_with_counts(**asked)
+    sql = next(q["sql"] for q in queries.captured_queries if "runs_agent" in q["sql"])
+    return sql.replace("%", "%%")  # a LIKE pattern's, run again without parameters
+
+
+@pytest.mark.postgres
+def test_the_agents_page_walks_the_agents_by_when_they_were_last_seen():
+    """A page of a cluster's thousands of workers, from the index in the page's order."""
+    found = explain(agents_query(), (), "seqscan")
+    assert "Index Scan using agent_last_seen_idx" in found, found
+
+
+@pytest.mark.postgres
+def test_it_searches_agents_through_the_trigram_indexes():
+    found = explain(agents_query(q="ker-7"), (), "seqscan", "indexscan")
+    assert "agent_title_trgm" in found and "agent_host_trgm" in found, found
 
 
 @pytest.mark.postgres

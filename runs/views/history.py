@@ -64,5 +64,10 @@ def run_row(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return HttpResponseStopPolling(html) if run.is_terminal else HttpResponse(html)
 
 
+@vary_on_headers("HX-Request")
 def agents(request: HtmxHttpRequest) -> HttpResponse:
-    return render(request, "runs/agents.html", {"agents": selectors.agent_list_with_counts()})
+    q = request.GET.get("q", "")
+    page = selectors.agent_list_with_counts(q=q, **cursor(request))
+    context = {"page": page, "agents": page.items, "q": q.strip()}
+    template = "runs/agents.html#agent-list" if is_fragment(request) else "runs/agents.html"
+    return render(request, template, context)
