@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date, timedelta
 from typing import Any
 
 from django import forms
 from django.core.validators import MaxValueValidator
+from django.db.models import F
 
 from runs.models import Agent, Orchestrator, Schedule, Trigger
 from runs.status import Status
@@ -23,11 +25,35 @@ FAILURES_CHOICE = "failures"
 LAST_DAY = date.max - timedelta(days=1)
 
 
+# The agent filters offer this many agents, those seen most recently (and the one chosen,
+# wherever it is): a cluster's workers come and go by the thousand, and every page of the
+# history and of the failures would carry them all. Any other agent is on the agents page,
+# found by its title or host, and its row links to its history.
+AGENTS_OFFERED = 200
+
+
 def _places_on_demand(form: forms.Form) -> None:
     """The orchestrator, schedule and agent options of `form`, read only when drawn."""
-    for name, label in (("orchestrator", "name"), ("schedule", "title"), ("agent", "title")):
+    for name, label in (("orchestrator", "name"), ("schedule", "title")):
         field = form.fields[name]
         field.widget.pairs = model_pairs(field, label)
+    form.fields["agent"].widget.pairs = functools.cache(
+        functools.partial(_agents_offered, form.data.get("agent", ""))
+    )
+
+
+def _agents_offered(chosen: str) -> list[tuple[Any, str]]:
+    """The agent filter's options by title: the agents seen most recently, the one chosen,
+    and when there are more, a note that says where they are."""
+    recent = Agent.objects.order_by(F("last_seen_at").desc(nulls_last=True), "-id")
+    pairs = list(recent.values_list("pk", "title")[: AGENTS_OFFERED + 1])
+    more = len(pairs) > AGENTS_OFFERED
+    pairs = pairs[:AGENTS_OFFERED]
+    if chosen.isdigit() and len(chosen) < 19 and int(chosen) not in {pk for pk, _ in pairs}:
+        pairs += Agent.objects.filter(pk=int(chosen)).values_list("pk", "title")
+    pairs.sort(key=lambda pair: (pair[1], pair[0]))
+    note = [(None, "Older agents: search the Agents page")] if more else []
+    return [("", "Any agent"), *pairs, *note]
 
 
 class RunFilterForm(forms.Form):

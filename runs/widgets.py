@@ -62,7 +62,9 @@ class QuickSelect(_Pairs, forms.Select):
         final_attrs = {"name": name, **self.build_attrs(self.attrs, attrs)}
         # html.escape straight away: format_html per option costs more than the page's query.
         options = "\n".join(
-            f'<option value="{escape(str(option))}"'
+            f"<option disabled>{escape(str(label))}</option>"
+            if option is None  # a note among the options (what else there is, and where)
+            else f'<option value="{escape(str(option))}"'
             f"{' selected' if str(option) in selected else ''}>{escape(str(label))}</option>"
             for option, label in self.drawn_choices()
         )

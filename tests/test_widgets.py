@@ -26,6 +26,13 @@ def test_it_escapes_labels_and_marks_the_chosen_option():
     assert '<option value="1" selected>' in html
 
 
+def test_a_pair_with_no_value_is_a_note_among_the_options_that_cannot_be_chosen():
+    widget = QuickSelect()
+    widget.pairs = lambda: [("", "Any agent"), (1, "win-1"), (None, "Older agents: <elsewhere>")]
+    html = widget.render("agent", None)
+    assert "<option disabled>Older agents: &lt;elsewhere&gt;</option>" in html
+
+
 def test_a_model_choice_field_draws_its_queryset_with_it(db):
     Orchestrator.objects.create(kind="leapwork", name="lab", base_url="http://lab.example")
     field = forms.ModelChoiceField(

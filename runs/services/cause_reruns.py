@@ -28,8 +28,8 @@ from runs.services.rerun_targets import RerunInvalid
 from runs.services.reruns import PERMISSION, rerun_start
 from runs.status import IN_PROGRESS
 
-# At most this many source runs in one batch, the most recently struck first: a cause that struck more
-# widely is rerun in several sends, each previewed.
+# At most this many source runs in one batch, the most recently struck first: a cause that
+# struck more widely is rerun in several sends, each previewed.
 BATCH_RUNS = 50
 
 
@@ -127,7 +127,7 @@ def _struck_runs(failures: QuerySet[ExecutionResult]) -> list[Run]:
             break
         limit *= 4
     runs = Run.objects.select_related("orchestrator", "schedule").in_bulk(struck)
-    return [runs[pk] for pk in struck]
+    return [runs[pk] for pk in struck if pk in runs]  # (one deleted meanwhile is left out)
 
 
 def _input(run: Run, failure_ids: list[int]) -> RerunInput:

@@ -184,6 +184,8 @@ def _results_read(
     reads a few rows, not 10,000."""
     everything, failed, ids = set(), set(), set()
     for source, data, scope in asked:
+        if isinstance(scope, RerunInvalid):
+            continue  # refused before anything is read
         if scope == Scope.ALL:
             everything.add(source.pk)
             continue
