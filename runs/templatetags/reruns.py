@@ -11,6 +11,22 @@ from runs import selectors
 
 register = template.Library()
 
+# A preview lists this many of its cases and of its calls, and counts the rest: every one is
+# sent, but a rerun of everything in a run of 10,000 would otherwise draw 10,000 of each.
+PREVIEW_LISTED = 50
+
+
+@register.filter
+def listed(items) -> list:
+    """The first of a preview's cases or calls, those it lists."""
+    return list(items[:PREVIEW_LISTED])
+
+
+@register.filter
+def unlisted(items) -> int:
+    """How many of a preview's cases or calls it only counts."""
+    return max(0, len(items) - PREVIEW_LISTED)
+
 
 @register.filter
 def planned_call(call) -> str:

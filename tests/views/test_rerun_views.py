@@ -7,10 +7,11 @@ import re
 import pytest
 from django.urls import reverse
 
-from runs.models import RerunRequest, RerunState, Run, Trigger
+from runs.models import OrchestratorKind, RerunRequest, RerunState, Run, Trigger
 from runs.status import Status
+from runs.templatetags.reruns import PREVIEW_LISTED
 from tests.emulated import emulator_control, failed_run, synced, vendor_writes
-from tests.factories import make_run, make_user
+from tests.factories import make_orchestrator, make_result, make_run, make_schedule, make_user
 from tests.sending import deliver_pending
 
 pytestmark = pytest.mark.django_db
@@ -396,3 +397,20 @@ def test_choosing_agents_without_checking_one_is_refused_clearly(client):
         }
         html = client.post(reverse("runs:rerun", args=[run.pk]), data).content.decode()
         assert "Check at least one agent" in html and 'name="plan_digest"' not in html
+
+
+def test_a_preview_lists_its_first_cases_and_calls_and_counts_the_rest(rerunner_client):
+    """Every one is sent; a rerun of a big run's failures does not draw each of them."""
+    run = make_run(make_schedule(make_orchestrator(OrchestratorKind.TESTSIGMA)), status="failed")
+    for i in range(PREVIEW_LISTED + 20):
+        make_result(run, case_key=f"case-{i:03d}", status="failed", seq=i)
+    url = reverse("runs:rerun", args=[run.pk])
+    data = form_data(rerunner_client.get(url).content.decode())
+
+    page = rerunner_client.post(url, {**data, "scope": "failed", "action": "preview"})
+
+    html = page.content.decode()
+    assert f"{PREVIEW_LISTED + 20} cases will run" in html
+    assert html.count("<li>case-") == PREVIEW_LISTED
+    assert "and 20 more cases, which run too" in html
+    assert 'name="plan_digest"' in html
