@@ -8,8 +8,8 @@ from typing import Any
 
 from django import forms
 from django.core.validators import MaxValueValidator
-from django.db.models import F
 
+from runs import selectors
 from runs.models import Agent, Orchestrator, Schedule, Trigger
 from runs.status import Status
 from runs.widgets import QuickSelect, model_pairs
@@ -37,23 +37,29 @@ def _places_on_demand(form: forms.Form) -> None:
     for name, label in (("orchestrator", "name"), ("schedule", "title")):
         field = form.fields[name]
         field.widget.pairs = model_pairs(field, label)
-    form.fields["agent"].widget.pairs = functools.cache(
-        functools.partial(_agents_offered, form.data.get("agent", ""))
+    agent = form.fields["agent"]
+    agent.widget.pairs = functools.cache(
+        functools.partial(_agents_offered, agent, form.data.get("agent", ""))
     )
 
 
-def _agents_offered(chosen: str) -> list[tuple[Any, str]]:
-    """The agent filter's options by title: the agents seen most recently, the one chosen,
-    and when there are more, a note that says where they are."""
-    recent = Agent.objects.order_by(F("last_seen_at").desc(nulls_last=True), "-id")
+def _agents_offered(field: forms.ModelChoiceField, chosen: str) -> list[tuple[Any, str]]:
+    """The agent filter's options by title: the agents seen most recently (the agents page's
+    order, from its index), the one chosen, and when there are more, a note that says where
+    they are."""
+    recent = Agent.objects.order_by(*selectors.AGENT_KEY.ordering())
     pairs = list(recent.values_list("pk", "title")[: AGENTS_OFFERED + 1])
     more = len(pairs) > AGENTS_OFFERED
     pairs = pairs[:AGENTS_OFFERED]
-    if chosen.isdigit() and len(chosen) < 19 and int(chosen) not in {pk for pk, _ in pairs}:
-        pairs += Agent.objects.filter(pk=int(chosen)).values_list("pk", "title")
+    try:
+        pk = selectors.db_int(chosen)
+    except ValueError:
+        pk = None
+    if pk is not None and pk not in {offered for offered, _ in pairs}:
+        pairs += Agent.objects.filter(pk=pk).values_list("pk", "title")
     pairs.sort(key=lambda pair: (pair[1], pair[0]))
     note = [(None, "Older agents: search the Agents page")] if more else []
-    return [("", "Any agent"), *pairs, *note]
+    return [("", field.empty_label), *pairs, *note]
 
 
 class RunFilterForm(forms.Form):

@@ -35,10 +35,10 @@ from runs.services.rerun_targets import (
     source_agents,
 )
 from runs.services.session import orchestrator_client_class
-from runs.services.standing import results_standing
+from runs.services.standing import case_of, results_standing
 from runs.status import FAILURE_VALUES, FAILURES
 
-# What makes two results tries of one case (runs.services.standing): its case key, else its
+# What makes two results tries of one case (standing.case_of), in SQL: its case key, else its
 # own id.
 CASE = Coalesce(NullIf(F("case_key"), Value("")), F("external_id"))
 
@@ -208,14 +208,11 @@ def _results_read(
         .select_related("agent", "test_case")
         .order_by("run_id", "seq", "id")
     )
-    failing = {(r.run_id, r.case_key or r.external_id) for r in rows if r.status in FAILURES}
+    tries = [(r, (r.run_id, case_of(r))) for r in rows]  # each with its run's case
+    failing = {run_case for r, run_case in tries if r.status in FAILURES}
     results: dict[int, list[ExecutionResult]] = {}
-    for r in rows:
-        if (
-            r.run_id in everything
-            or r.pk in ids
-            or (r.run_id, r.case_key or r.external_id) in failing
-        ):
+    for r, run_case in tries:
+        if r.run_id in everything or r.pk in ids or run_case in failing:
             results.setdefault(r.run_id, []).append(r)
     return results
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from runs.models import Agent, ExecutionResult, Run
 from runs.orchestrators.base import Capabilities, CaseTarget, Scope, StepTarget
-from runs.services.standing import results_standing
+from runs.services.standing import case_of, results_standing
 
 
 class RerunInvalid(Exception):
@@ -82,7 +82,7 @@ def rerun_targets(
     planned: dict[str, PlannedCase] = {}
     seen: set[tuple[str, str]] = set()
     for result in work.picked:
-        key = result.case_key or result.external_id
+        key = case_of(result)
         agents_of_case = _target_agents(result, work.agents)
         if work.scope in (Scope.FAILED, Scope.PICKED):
             agents_of_case = _case_targets(work, result, agents_of_case, seen, cases)
@@ -104,7 +104,7 @@ def _case_targets(
     cases: list[CaseTarget],
 ) -> list[Agent]:
     """Add a case's targets, once on each agent; return the agents it was added on."""
-    key = result.case_key or result.external_id
+    key = case_of(result)
     fresh = []
     for agent in agents or [None]:
         if (key, agent.external_id if agent else "") in seen:

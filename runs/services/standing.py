@@ -24,12 +24,18 @@ class _Result(Protocol):
     def agent_id(self) -> object: ...
 
 
+def case_of(result: _Result) -> str:
+    """Which case a result is a try of: its case key, else its own id (CASE in
+    runs.services.rerun_plan says the same in SQL)."""
+    return result.case_key or result.external_id
+
+
 def results_standing[R: _Result](results: Iterable[R], *, per_agent: bool) -> list[R]:
     """The result of each case that stands: its latest try (by seq, then as stored)."""
     last: dict[tuple[str, object], R] = {}
     for result in sorted(results, key=lambda r: (r.seq, getattr(r, "pk", 0) or 0)):
         agent = (result.agent_id or "") if per_agent else ""
-        last[(result.case_key or result.external_id, agent)] = result
+        last[(case_of(result), agent)] = result
     return list(last.values())
 
 
