@@ -74,6 +74,23 @@ def make_agent(orchestrator: Orchestrator, **fields: Any) -> Agent:
     return Agent.objects.create(orchestrator=orchestrator, **{**defaults, **fields})
 
 
+def make_agents(count: int, orchestrator: Orchestrator | None = None) -> list[Agent]:
+    """`count` agents in one bulk insert, each seen a minute before the last (the newest
+    first), as a cluster's workers: worker-0000 on pod-0.cluster.local, and on."""
+    orchestrator = orchestrator or make_orchestrator()
+    now = timezone.now()
+    return Agent.objects.bulk_create(
+        Agent(
+            orchestrator=orchestrator,
+            external_id=f"w-{next(_counter)}",
+            title=f"worker-{i:04d}",
+            host=f"pod-{i}.cluster.local",
+            last_seen_at=now - timedelta(minutes=i),
+        )
+        for i in range(count)
+    )
+
+
 def make_test_case(orchestrator: Orchestrator, **fields: Any) -> TestCase:
     n = next(_counter)
     defaults = {"external_id": f"case-{n}", "title": f"Case {n}"}

@@ -4,33 +4,15 @@ and go by the thousand, and each page offers only the agents seen most recently.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from runs.filters import AGENTS_OFFERED
-from runs.models import Agent
-from tests.factories import make_orchestrator
+from tests.factories import make_agents
 
 pytestmark = pytest.mark.django_db
 
 NOTE = "Older agents: search the Agents page"
-
-
-def agents_seen(count: int) -> list[Agent]:
-    """`count` agents, each seen a minute before the last: the newest first."""
-    orchestrator = make_orchestrator()
-    now = timezone.now()
-    return Agent.objects.bulk_create(
-        Agent(
-            orchestrator=orchestrator,
-            external_id=f"w-{i}",
-            title=f"worker-{i:04d}",
-            last_seen_at=now - timedelta(minutes=i),
-        )
-        for i in range(count)
-    )
 
 
 def agent_select(html: str) -> str:
@@ -45,7 +27,7 @@ def offered(html: str) -> list[int]:
 def test_the_agent_filter_offers_the_agents_seen_most_recently_and_says_where_the_rest_are(
     viewer_client, page
 ):
-    agents = agents_seen(AGENTS_OFFERED + 30)
+    agents = make_agents(AGENTS_OFFERED + 30)
 
     html = viewer_client.get(page).content.decode()
 
@@ -54,7 +36,7 @@ def test_the_agent_filter_offers_the_agents_seen_most_recently_and_says_where_th
 
 
 def test_an_older_agent_chosen_is_offered_too_and_its_runs_are_filtered(viewer_client):
-    agents = agents_seen(AGENTS_OFFERED + 30)
+    agents = make_agents(AGENTS_OFFERED + 30)
     oldest = agents[-1]
 
     response = viewer_client.get("/runs/", {"agent": oldest.pk})
@@ -65,7 +47,7 @@ def test_an_older_agent_chosen_is_offered_too_and_its_runs_are_filtered(viewer_c
 
 
 def test_a_few_agents_are_all_offered_with_no_note(viewer_client):
-    agents = agents_seen(3)
+    agents = make_agents(3)
 
     html = viewer_client.get("/runs/").content.decode()
 
@@ -74,7 +56,7 @@ def test_a_few_agents_are_all_offered_with_no_note(viewer_client):
 
 @pytest.mark.parametrize("chosen", ["99999999999999999999", "-1", "abc", "4 OR 1=1"])
 def test_an_agent_that_is_no_id_is_ignored(viewer_client, chosen):
-    agents_seen(3)
+    make_agents(3)
 
     response = viewer_client.get("/runs/", {"agent": chosen})
 

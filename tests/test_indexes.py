@@ -13,7 +13,6 @@ from django.test.utils import CaptureQueriesContext
 
 from runs import selectors
 from runs.models import (
-    Agent,
     ExecutionResult,
     FailureGroup,
     OrchestratorKind,
@@ -26,6 +25,7 @@ from runs.services.cause_reruns import cause_rerun_plan
 from runs.status import FAILURE_VALUES
 from tests.factories import (
     make_agent,
+    make_agents,
     make_orchestrator,
     make_result,
     make_results,
@@ -139,11 +139,7 @@ def test_it_searches_runs_through_the_trigram_indexes():
 
 def agents_query(**asked: str) -> str:
     """The SQL of the agents page's own query, as asked, over a few hundred agents."""
-    orchestrator = make_orchestrator()
-    Agent.objects.bulk_create(
-        Agent(orchestrator=orchestrator, external_id=f"w-{i}", title=f"worker-{i}", host=f"pod-{i}")
-        for i in range(300)
-    )
+    make_agents(300)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE runs_agent")
     with CaptureQueriesContext(connection) as queries:

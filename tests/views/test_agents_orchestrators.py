@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from django.db import connection
 from django.db.models import F
@@ -14,7 +12,14 @@ from runs.models import Agent
 from runs.selectors import PAGE_SIZE
 from runs.services.agent_counts import agent_counts_rebuild
 from runs.status import Status
-from tests.factories import make_agent, make_orchestrator, make_result, make_run, make_schedule
+from tests.factories import (
+    make_agent,
+    make_agents,
+    make_orchestrator,
+    make_result,
+    make_run,
+    make_schedule,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -46,17 +51,7 @@ def test_it_counts_runs_results_and_failures_per_agent(viewer_client):
 def many_agents(count: int) -> list:
     """`count` agents, each seen a minute before the last, and one never seen."""
     orchestrator = make_orchestrator()
-    now = timezone.now()
-    Agent.objects.bulk_create(
-        Agent(
-            orchestrator=orchestrator,
-            external_id=f"w-{i}",
-            title=f"worker-{i:04d}",
-            host=f"pod-{i}.cluster.local",
-            last_seen_at=now - timedelta(minutes=i),
-        )
-        for i in range(count)
-    )
+    make_agents(count, orchestrator)
     make_agent(orchestrator, title="never seen")
     return list(Agent.objects.order_by(F("last_seen_at").desc(nulls_last=True), "-id"))
 
