@@ -5,7 +5,8 @@
 
 The shape of issue 13: three orchestrators (one per kind), 150 schedules, 40 agents, 5,000 test
 cases, `--runs` runs of 20 results each plus 12 big runs of 10,000 results, statuses mostly
-passed with a tail of failures whose messages come from a small catalogue. Runs start `--every`
+passed with a tail of failures whose messages come from a small catalogue (`--causes N` spreads
+them over N causes instead: a few common, a long tail seen a handful of times). Runs start `--every`
 37 seconds back from now (100k runs span 43 days; `--every 300` makes 10k runs span 35 days, so
 that 10x the runs is 10x the days, with the failures pages' 30-day window full at both sizes).
 Every row is written
@@ -170,23 +171,62 @@ def seed_runs(*, runs: int, big_runs: int, every_s: int, now: datetime) -> None:
     )
 
 
-def seed_results(*, per_run: int, big_size: int, cases: int, agents: int, now: datetime) -> None:
-    hash_ = "((r.id * 7 + i * 13) %% 100)"
-    message = "CASE " + " ".join(
-        f"WHEN (r.id + i) %% {len(FAILURES)} = {n} THEN '{text}'" for n, text in enumerate(FAILURES)
+def seed_messages(*, causes: int) -> None:
+    """The failure messages, numbered, with each one's cause as sync fingerprints it: the
+    catalogue's five, or `causes` variants of them (a step's name tells each apart). A
+    temporary table, read by seed_results and seed_fingerprints."""
+    texts = (
+        FAILURES
+        if not causes
+        else [f"{FAILURES[k % len(FAILURES)]} in step {letters(k)}" for k in range(causes)]
     )
-    message += " END"
+    execute(
+        "CREATE TEMP TABLE bench_message (k integer PRIMARY KEY, message text,"
+        " fingerprint varchar(16), normalized text)",
+        {},
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO bench_message VALUES (%s, %s, %s, %s)",
+            [(k, text, *failure_fingerprint(text)) for k, text in enumerate(texts)],
+        )
+
+
+def letters(k: int) -> str:
+    """k in letters (aaa, baa, ...): numbers would be normalized away."""
+    return "".join(chr(97 + k // 26**n % 26) for n in range(3))
+
+
+def message_pick(causes: int) -> str:
+    """Which message a result's failure has (an SQL expression of r.id and i): the catalogue's
+    in turn, or skewed over `causes` (the cube of a uniform draw: the first causes are
+    common, most are seldom seen)."""
+    if not causes:
+        return f"(r.id + i) %% {len(FAILURES)}"
+    draw = "((r.id * 7919 + i * 104729) %% 1000)"
+    return f"({draw} * {draw} * {draw} * {int(causes)}) / 1000000000"
+
+
+def seed_results(
+    *, per_run: int, big_size: int, cases: int, agents: int, causes: int, now: datetime
+) -> None:
+    hash_ = "((r.id * 7 + i * 13) %% 100)"
+    failed = f"r.id %% 10 < 3 AND {hash_} >= 85"  # a message; a cause unless cancelled
     for size, which in ((per_run, "<>"), (big_size, "=")):
         execute(
             "INSERT INTO runs_executionresult (run_id, test_case_id, agent_id, external_id,"
             " case_key, status, vendor_status, started_at, finished_at, duration, message,"
-            " log_excerpt, seq, retry_count, input, is_data_driven, iterations)"
+            " log_excerpt, seq, retry_count, input, is_data_driven, iterations, fingerprint,"
+            " fingerprint_version)"
             f" SELECT r.id, c.id, a.id, 'item-' || i, c.external_id, {status_of(hash_)}, '',"
             f" {after('r.started_at', 'i')}, {after('r.started_at', 'i + 3')}, {duration('3')},"
-            f" CASE WHEN r.id %% 10 < 3 AND {hash_} >= 85 THEN {message} ELSE '' END, '', i, 0, '{{}}', false, '[]'"
+            f" CASE WHEN {failed} THEN m.message ELSE '' END, '', i, 0, '{{}}', false, '[]',"
+            f" CASE WHEN {failed} AND {hash_} < 98 THEN m.fingerprint ELSE '' END,"
+            f" CASE WHEN {failed} AND {hash_} < 98 THEN {FINGERPRINT_VERSION} ELSE 0 END"
             f" FROM runs_run r CROSS JOIN {series(size)}"
             f" JOIN runs_testcase c ON c.external_id = 'case-' || (1 + (r.id * 31 + i) %% {cases})"
             f" JOIN runs_agent a ON a.external_id = 'agent-' || (1 + (r.id + i / 25) %% {agents})"
+            f" JOIN bench_message m ON m.k = {message_pick(causes)}"
             f" WHERE r.environment {which} 'big'",
             {"now": now},
         )
@@ -211,31 +251,16 @@ def seed_counts() -> None:
 
 
 def seed_fingerprints() -> None:
-    """Each failure's fingerprint, as sync writes it, from the catalogue (one statement), and
-    each cause's group with the span it was seen in (another)."""
-    prints = {text: failure_fingerprint(text) for text in FAILURES}
-    fingerprint = "CASE message " + " ".join(
-        f"WHEN '{text}' THEN '{fp}'" for text, (fp, _normalized) in prints.items()
-    )
+    """Each cause's group with the span its failures were seen in, in one statement (the
+    failures got their fingerprints as they were written, as sync writes them)."""
     execute(
-        f"UPDATE runs_executionresult SET fingerprint = {fingerprint} ELSE '' END,"
-        f" fingerprint_version = {FINGERPRINT_VERSION}"
-        " WHERE status IN ('failed', 'error') AND message <> ''",
-        {},
+        "INSERT INTO runs_failuregroup (fingerprint, version, normalized, first_seen_at,"
+        " last_seen_at, created_at) SELECT m.fingerprint, %(version)s, m.normalized,"
+        " MIN(r.started_at), MAX(r.started_at), %(now)s"
+        " FROM runs_executionresult r JOIN bench_message m ON m.fingerprint = r.fingerprint"
+        " WHERE r.fingerprint <> '' GROUP BY m.fingerprint, m.normalized",
+        {"version": FINGERPRINT_VERSION, "now": datetime.now(UTC)},
     )
-    for fp, normalized in prints.values():
-        execute(
-            "INSERT INTO runs_failuregroup (fingerprint, version, normalized, first_seen_at,"
-            " last_seen_at, created_at) SELECT %(fp)s, %(version)s, %(normalized)s,"
-            " MIN(started_at), MAX(started_at), %(now)s FROM runs_executionresult"
-            " WHERE fingerprint = %(fp)s",
-            {
-                "fp": fp,
-                "version": FINGERPRINT_VERSION,
-                "normalized": normalized,
-                "now": datetime.now(UTC),
-            },
-        )
 
 
 def main() -> None:
@@ -247,6 +272,9 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=5_000)
     parser.add_argument("--schedules", type=int, default=150)
     parser.add_argument("--agents", type=int, default=40)
+    parser.add_argument(
+        "--causes", type=int, default=0, help="causes of failure (0: the catalogue's five)"
+    )
     parser.add_argument(
         "--every",
         type=int,
@@ -264,6 +292,7 @@ def main() -> None:
                 schedules=args.schedules, agents=args.agents, cases=args.cases, now=now
             ),
         ),
+        ("messages", lambda: seed_messages(causes=args.causes)),
         (
             "runs",
             lambda: seed_runs(runs=args.runs, big_runs=args.big_runs, every_s=args.every, now=now),
@@ -275,6 +304,7 @@ def main() -> None:
                 big_size=args.big_size,
                 cases=args.cases,
                 agents=args.agents,
+                causes=args.causes,
                 now=now,
             ),
         ),
