@@ -19,6 +19,8 @@ from django.db.models import (
     Exists,
     F,
     FilteredRelation,
+    Func,
+    IntegerField,
     Max,
     Min,
     OuterRef,
@@ -29,7 +31,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce
 
 from runs.models import (
     Agent,
@@ -1355,17 +1357,21 @@ def _with_status(
     return failures
 
 
-class UtcDate(TruncDate):
-    """The UTC day of a time. SQLite stores times as UTC text, so its own date() reads the
-    day; Django's TruncDate calls a Python function there for every row (49 ms for the
-    failures of a week at 10k runs)."""
+class UtcDay(Func):
+    """The UTC day of a time as a number of days since 1970-01-01. A number comes back as it
+    is, where a date is converted row by row in Python (a window's fifty causes by day, 1,500
+    rows, took 2 ms more than their query). SQLite stores times as UTC text, so its own
+    date() reads the day; Django's TruncDate calls a Python function there for every row."""
 
-    def __init__(self, expression: str) -> None:
-        super().__init__(expression, tzinfo=UTC)
+    output_field = IntegerField()
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"(({sql} AT TIME ZONE 'UTC')::date - DATE '1970-01-01')", params
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
-        sql, params = compiler.compile(self.lhs)
-        return f"date({sql})", params
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"CAST(julianday(date({sql})) - 2440587.5 AS INTEGER)", params
 
 
 def _per_day(
@@ -1375,15 +1381,15 @@ def _per_day(
     `failures`, those of the causes)."""
     per_day: dict[str, list[int]] = {fp: [0] * days for fp in fingerprints}
     daily = (
-        failures.annotate(day=UtcDate("started_at"))
+        failures.annotate(day=UtcDay("started_at"))
         .values_list("fingerprint", "day")
         .annotate(n=Count("id"))
         .order_by()
     )
+    first = (start - EPOCH).days
     for fingerprint, day, n in daily:
-        index = (day - start.date()).days
-        if 0 <= index < days:
-            per_day[fingerprint][index] += n
+        if 0 <= day - first < days:
+            per_day[fingerprint][day - first] += n
     return per_day
 
 

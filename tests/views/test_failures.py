@@ -89,6 +89,11 @@ def test_the_groups_page_lists_each_cause_by_reach(viewer_client):
     assert len(queries.captured_queries) <= 11
 
 
+def test_a_window_without_failures_says_so(viewer_client):
+    html = viewer_client.get("/failures/").content.decode()
+    assert '<td colspan="10">No failures in this window.</td>' in html
+
+
 def test_the_filters_are_drawn_once_per_revision_of_the_catalog(
     viewer_client, django_capture_on_commit_callbacks
 ):

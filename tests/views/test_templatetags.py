@@ -8,6 +8,8 @@ from types import SimpleNamespace
 from django.template import Context, Template
 from django.test import RequestFactory
 
+from runs.models import FailureGroup
+from runs.selectors import FailureGroupSummary
 from runs.templatetags.case_rows import case_result_rows, case_strip
 from runs.templatetags.cause_rows import (
     cause_agent_rows,
@@ -15,7 +17,7 @@ from runs.templatetags.cause_rows import (
     cause_examples,
     cause_schedule_rows,
 )
-from runs.templatetags.failures import sparkline
+from runs.templatetags.failures import failure_group_rows, sparkline
 from runs.templatetags.run_rows import failing_schedule_rows
 from runs.templatetags.runboard import (
     form_fields,
@@ -115,6 +117,40 @@ def test_a_sparkline_draws_a_bar_per_day_scaled_to_the_busiest():
     )
     # A day with any failure shows, however busy the busiest day.
     assert '<rect x="0" y="19" width="3" height="1">' in sparkline([1, 500])
+
+
+def test_the_failures_page_draws_a_row_per_cause_with_its_reach_and_escapes_its_text():
+    at = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    group = FailureGroup(pk=7, normalized="<b>Timeout</b> & '" + "x" * 200, first_seen_at=at)
+    reach = {"results": 12, "runs": 9, "cases": 4, "agents": 3, "orchestrators": 2}
+    muted = FailureGroupSummary(
+        group=group,
+        **reach,
+        last_at=at,
+        per_day=[0, 1],
+        window_start=at - timedelta(days=1),
+        muted=True,
+        rerun=3,
+        cleared=1,
+    )
+    html = failure_group_rows([muted])
+    assert html.startswith(
+        '<tr id="failure-group-7" class="is-muted">\n'
+        '  <td class="cause"><span class="badge muted-badge">muted</span> '
+        '<span class="badge new">new</span> <a href="/failures/7/">'
+        "<code>&lt;b&gt;Timeout&lt;/b&gt; &amp; &#x27;xxx"
+    )
+    # The text cut to 160 characters, as truncatechars cuts it.
+    assert "x" * 139 + "…</code></a></td>\n  <td>12</td>\n  <td>9</td>\n  <td>4</td>\n" in html
+    assert sparkline([0, 1]) in html and html.count(utc_time(at)) == 2
+    assert '<span class="badge mostly-persistent">mostly persistent</span>' in html
+    assert '<span class="muted">1 of 3 passed</span>' in html
+    known = FailureGroupSummary(
+        group=group, **reach, last_at=None, per_day=[], window_start=at + timedelta(days=1)
+    )
+    html = failure_group_rows([known])
+    assert html.startswith('<tr id="failure-group-7">\n  <td class="cause"><a href=')
+    assert '<span class="muted">not rerun</span>' in html and "<td>—</td>\n</tr>" in html
 
 
 def test_the_overviews_failing_schedules_link_their_latest_run_and_escape_their_names():
