@@ -132,8 +132,15 @@ class RunFilterForm(forms.Form):
 
 
 class ResultFilterForm(forms.Form):
-    """Results of one run: by status and agent (agents of that run only)."""
+    """Results of one run: by what they say (a case's title or id, a message), status and
+    agent (agents of that run only)."""
 
+    q = forms.CharField(
+        required=False,
+        label="Search",
+        max_length=200,
+        widget=forms.SearchInput(attrs={"placeholder": "Case or message"}),
+    )
     status = forms.ChoiceField(
         widget=QuickSelect,
         required=False,

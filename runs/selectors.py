@@ -539,6 +539,14 @@ def _run_results(run: Run, filters: dict[str, Any]) -> QuerySet[ExecutionResult]
             queryset = queryset.filter(status=status)
     if agent := filters.get("agent"):
         queryset = queryset.filter(agent_id=agent)
+    if text := filters.get("q"):
+        # Within one run, however big: its results by run and key, each looked at once.
+        queryset = queryset.filter(
+            Q(test_case__title__icontains=text)
+            | Q(case_key__icontains=text)
+            | Q(external_id__icontains=text)
+            | Q(message__icontains=text)
+        )
     return queryset
 
 

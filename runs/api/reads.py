@@ -60,6 +60,9 @@ class ScheduleQuery(Cursor):
 
 
 class ResultQuery(Cursor):
+    """A run's results, as its page's filters carry them."""
+
+    q: str = ""
     status: str = ""
     agent: str = ""
 
@@ -118,11 +121,12 @@ def run(request: HttpRequest, id: int = Id) -> RunDetailOut:
 @router.get("/runs/{id}/results", response=responses({200: ResultPage}))
 def run_results(request: HttpRequest, query: Query[ResultQuery], id: int = Id) -> ResultPage:
     """A run's results in the orchestrator's order, a page by key; `status=failures` for
-    the failed and errored ones."""
+    the failed and errored ones, `q` for those whose case (title or id) or message holds
+    the text."""
     found = get_or_404(selectors.run_get_for_poll, id, "run")
     # Agents are choices only when one is asked for: the grouped count is read only then.
     agents = selectors.run_result_counts(run=found).agents if query.agent else []
-    form = valid(ResultFilterForm({"status": query.status, "agent": query.agent}, agents=agents))
+    form = valid(ResultFilterForm(query.model_dump(exclude={"after", "before"}), agents=agents))
     results = selectors.run_result_page(
         run=found,
         filters=form.filters(),

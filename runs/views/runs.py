@@ -28,14 +28,14 @@ def _run_page_context(request: HtmxHttpRequest, run: Run) -> dict[str, Any]:
     form = ResultFilterForm(request.GET, agents=counts.agents)
     form.is_valid()
     filters, more = form.filters(), bool(request.htmx) and request.htmx.target == MORE_ROWS
-    failures_total = counts.failures_on(filters.get("agent"))
+    failures = counts.failures_on(filters.get("agent"))
     # Once the run is over its failures come apart, first; while it runs (and polls) they
     # show in the run's order, counted above, so a poll reads one page of results.
     results = selectors.run_result_page(
         run=run,
         filters=filters,
         with_failures=run.is_terminal and not more,
-        has_failures=bool(failures_total),
+        has_failures=bool(failures),
         **cursor(request),
     )
     # Picked cases are checked on the results table where a pick is a set of cases, once the
@@ -47,7 +47,8 @@ def _run_page_context(request: HtmxHttpRequest, run: Run) -> dict[str, Any]:
         "agents": counts.agents,
         "result_form": form,
         "results": results,
-        "failures_total": failures_total,
+        # How many failures "All failures" leads to: unknown for a search (not counted).
+        "failures_total": None if filters.get("q") else failures,
         "causes": selectors.failure_causes(
             run=run, results=[*results.failures, *results.page.items]
         ),

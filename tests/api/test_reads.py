@@ -146,6 +146,23 @@ def test_a_runs_results_come_a_page_by_key_in_the_orchestrators_order(reader):
     assert reader.get(f"{API}/runs/{run.pk}/results", {"agent": "nope"}).status_code == 400
 
 
+def test_a_runs_results_can_be_searched_by_case_and_message(reader):
+    run = make_run(status=Status.FAILED)
+    checkout = make_test_case(run.orchestrator, title="Checkout total")
+    found = make_result(run, test_case=checkout, status=Status.PASSED, seq=1)
+    timeout = make_result(run, status=Status.FAILED, seq=2, message="Timeout on #pay")
+    make_result(run, case_key="login", status=Status.PASSED, seq=3)
+
+    def ids(**query) -> list[int]:
+        body = reader.get(f"{API}/runs/{run.pk}/results", query).json()
+        return [r["id"] for r in body["items"]]
+
+    assert ids(q="checkout") == [found.pk]
+    assert ids(q="#PAY") == [timeout.pk]
+    assert ids(q="#pay", status="passed") == []
+    assert reader.get(f"{API}/runs/{run.pk}/results", {"q": "x" * 201}).status_code == 400
+
+
 def test_go_finds_the_newest_attempt_of_a_vendor_run_id(reader):
     schedule = make_schedule(make_orchestrator(name="ci"))
     make_run(schedule, external_id="wf/1", attempt=1)

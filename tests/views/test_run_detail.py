@@ -91,6 +91,61 @@ def test_it_filters_results_by_status_and_agent_from_the_url(viewer_client, fail
     assert f'<option value="{alpha.pk}" selected>' in html
 
 
+def test_it_searches_a_runs_results_by_case_title_or_id_and_message(viewer_client, failed_run):
+    url = reverse("runs:detail", args=[failed_run.pk])
+
+    def shown(q: str) -> list[str]:
+        html = viewer_client.get(url, {"q": q}).content.decode()
+        cases = ("Login works", "Checkout total", "search-flow")
+        return [case for case in cases if f">{case}<" in html or f">{case}\n" in html]
+
+    assert shown("checkout") == ["Checkout total"]  # a case's title, whatever its case
+    assert shown("41.99") == ["Checkout total"]  # a failure's message
+    assert shown("SEARCH-") == ["search-flow"]  # a case known by its key only
+    assert shown("") == ["Login works", "Checkout total", "search-flow"]
+    html = viewer_client.get(url, {"q": "nothing like it"}).content.decode()
+    assert "No results match these filters." in html
+    assert 'type="search" name="q" value="nothing like it"' in html
+
+
+def test_a_search_keeps_to_its_results_page_after_page_and_in_the_export(viewer_client):
+    run = big_run(450, status=Status.FAILED)
+    ExecutionResult.objects.filter(run=run, seq__in=range(0, 450, 10)).update(
+        status=Status.FAILED, message="Timeout waiting for #pay"
+    )
+    url = reverse("runs:detail", args=[run.pk])
+    html = viewer_client.get(url, {"q": "case-01"}).content.decode()  # case-0100 to case-0199
+    failed = [f"case-{n:04}" for n in range(100, 200, 10)]
+    assert rows(html) == failed + [f"case-{n:04}" for n in range(100, 200) if n % 10]
+    assert 'rel="next"' not in html
+    # More failures match than come apart: the link to all of them says it is a search.
+    html = viewer_client.get(url, {"q": "#pay"}).content.decode()
+    assert len(rows(html)) == 20 and "All matching failures →" in html
+    (more,) = re.findall(r'<p class="more-failures"><a href="([^"]+)"', html)
+    assert "q=%23pay" in more and "status=failures" in more
+    # Past a page, the next one is of the search too.
+    html = viewer_client.get(url, {"q": "case-0"}).content.decode()
+    (next_href,) = re.findall(r'<a rel="next" href="([^"]+)"', html)
+    assert "q=case-0" in next_href
+    html = viewer_client.get(url + next_href.replace("&amp;", "&")).content.decode()
+    passed = [f"case-{n:04}" for n in range(450) if n % 10]
+    assert rows(html)[20:] == passed[100:200]  # after the failures, which come apart again
+    csv = viewer_client.get(reverse("runs:results_csv", args=[run.pk]), {"q": "case-004"})
+    exported = b"".join(csv.streaming_content).decode()
+    lines = exported.strip().splitlines()[1:]
+    assert len(lines) == 10 and all(",case-004" in line for line in lines)
+
+
+def test_a_search_reads_as_many_queries_as_the_page_without_one(viewer_client, failed_run):
+    url = reverse("runs:detail", args=[failed_run.pk])
+    viewer_client.get(url)
+    with CaptureQueriesContext(connection) as plain:
+        viewer_client.get(url)
+    with CaptureQueriesContext(connection) as searched:
+        viewer_client.get(url, {"q": "checkout"})
+    assert len(searched.captured_queries) == len(plain.captured_queries)
+
+
 def test_it_answers_htmx_with_the_results_fragment_only(viewer_client, failed_run):
     url = reverse("runs:detail", args=[failed_run.pk])
     response = viewer_client.get(url, {"status": "passed"}, **HTMX)
