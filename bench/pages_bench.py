@@ -94,8 +94,14 @@ def pages(client: Client) -> list[tuple[str, str]]:
             .values_list("test_case", flat=True)[:1]
         )
     )
-    # A cause (they are alike in reach here): its page reads every failure of it.
-    cause = FailureGroup.objects.order_by("first_seen_at", "id").first()
+    # The cause with the most failures: its page reads every failure of it in the window.
+    cause = FailureGroup.objects.get(
+        fingerprint=ExecutionResult.objects.exclude(fingerprint="")
+        .values("fingerprint")
+        .annotate(n=Count("id"))
+        .order_by("-n", "fingerprint")
+        .values_list("fingerprint", flat=True)[:1]
+    )
     listed = [
         ("trivial logged-in view", "/bench/trivial/"),
         ("overview", "/"),
@@ -116,6 +122,10 @@ def pages(client: Client) -> list[tuple[str, str]]:
         (f"run, {small.total_count} results", f"/runs/{small.pk}/"),
         (f"run, {big.total_count} results", f"/runs/{big.pk}/"),
         (f"run, {big.total_count} results, failures", f"/runs/{big.pk}/?status=failures"),
+        (
+            f"run, {big.total_count} results, search",
+            f"/runs/{big.pk}/?" + urlencode({"q": "checkout case 4242"}),
+        ),
         ("test case", f"/cases/{case.pk}/"),
         ("schedule", f"/schedules/{schedule.pk}/"),
         ("agents", "/agents/"),
@@ -134,6 +144,10 @@ def pages(client: Client) -> list[tuple[str, str]]:
         ("API: runs, failures of an agent", f"{API}/runs?status=failures&agent={agent.pk}"),
         (f"API: run, {big.total_count} results", f"{API}/runs/{big.pk}"),
         (f"API: a page of a run's {big.total_count} results", f"{API}/runs/{big.pk}/results"),
+        (
+            f"API: a search of a run's {big.total_count} results",
+            f"{API}/runs/{big.pk}/results?" + urlencode({"q": "checkout case 4242"}),
+        ),
         ("API: run by vendor id", f"{API}/go/{big.orchestrator.name}/{big.external_id}"),
         ("API: test case", f"{API}/cases/{case.pk}"),
         ("API: failures, 30 days", f"{API}/failures?window=30d"),
