@@ -28,6 +28,7 @@ from runs.orchestrators.base import (
 from runs.services.rerun_targets import (
     Picked,
     PlannedCase,
+    PlanResult,
     RerunInput,
     RerunInvalid,
     agent_titles,
@@ -41,6 +42,12 @@ from runs.status import FAILURE_VALUES, FAILURES
 # What makes two results tries of one case (standing.case_of), in SQL: its case key, else its
 # own id.
 CASE = Coalesce(NullIf(F("case_key"), Value("")), F("external_id"))
+# A PlanResult's columns, in its order (its agent is read apart).
+PLAN_RESULT_FIELDS = (
+    *("id", "run_id", "external_id", "case_key", "seq", "status", "is_data_driven"),
+    *("iterations", "agent_id", "test_case__title"),
+)
+AGENT_AT = PLAN_RESULT_FIELDS.index("agent_id")
 
 
 def rerun_capabilities(orchestrator: Orchestrator) -> Capabilities:
@@ -127,7 +134,7 @@ def rerun_plans(asked: Sequence[tuple[Run, RerunInput]]) -> list[RerunPlan | Rer
 
 
 def _plan_rerun(
-    source: Run, data: RerunInput, scope: Scope, results: list[ExecutionResult]
+    source: Run, data: RerunInput, scope: Scope, results: list[PlanResult]
 ) -> RerunPlan:
     client_class = orchestrator_client_class(source.orchestrator)
     capabilities = client_class.capabilities
@@ -176,7 +183,7 @@ def _plan_rerun(
 
 def _results_read(
     asked: Sequence[tuple[Run, RerunInput, Scope | RerunInvalid]],
-) -> dict[int, list[ExecutionResult]]:
+) -> dict[int, list[PlanResult]]:
     """The results each plan reads, by run, in one query. Rerunning everything reads all of a
     run's results. Otherwise: those asked for by id (picked, or their iterations), and to
     rerun the failed ones every try of each case that failed there, since its latest try
@@ -205,12 +212,15 @@ def _results_read(
     rows = list(
         ExecutionResult.objects.alias(case=CASE)
         .filter(wanted)
-        .select_related("agent", "test_case")
         .order_by("run_id", "seq", "id")
+        .values_list(*PLAN_RESULT_FIELDS)
     )
-    tries = [(r, (r.run_id, case_of(r))) for r in rows]  # each with its run's case
+    # Their agents (a few, each shared by its results), in one more query.
+    agents = Agent.objects.in_bulk({row[AGENT_AT] for row in rows} - {None})
+    read = [PlanResult(*row, agent=agents.get(row[AGENT_AT])) for row in rows]
+    tries = [(r, (r.run_id, case_of(r))) for r in read]  # each with its run's case
     failing = {run_case for r, run_case in tries if r.status in FAILURES}
-    results: dict[int, list[ExecutionResult]] = {}
+    results: dict[int, list[PlanResult]] = {}
     for r, run_case in tries:
         if r.run_id in everything or r.pk in ids or run_case in failing:
             results.setdefault(r.run_id, []).append(r)
@@ -258,9 +268,9 @@ def _validated(
     source: Run,
     data: RerunInput,
     scope: Scope,
-    results: list[ExecutionResult],
+    results: list[PlanResult],
     capabilities: Capabilities,
-) -> tuple[list[ExecutionResult], list[Agent]]:
+) -> tuple[list[PlanResult], list[Agent]]:
     """(the results to rerun, the agents chosen), or RerunInvalid with every problem found."""
     vendor = source.orchestrator.get_kind_display()
     errors: dict[str, str] = {}
@@ -291,11 +301,11 @@ def _validated(
 def _picked(
     data: RerunInput,
     scope: Scope,
-    results: list[ExecutionResult],
-    by_pk: dict[int, ExecutionResult],
+    results: list[PlanResult],
+    by_pk: dict[int, PlanResult],
     capabilities: Capabilities,
     errors: dict[str, str],
-) -> list[ExecutionResult]:
+) -> list[PlanResult]:
     picked = [by_pk[pk] for pk in data.result_ids if pk in by_pk]
     if scope == Scope.FAILED:
         standing = results_standing(results, per_agent=capabilities.results_per_agent)

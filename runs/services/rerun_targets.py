@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runs.models import Agent, ExecutionResult, Run
+from runs.models import Agent, Run
 from runs.orchestrators.base import Capabilities, CaseTarget, Scope, StepTarget
 from runs.services.standing import case_of, results_standing
 
@@ -19,6 +19,30 @@ class RerunInvalid(Exception):
     def __init__(self, errors: Mapping[str, str]) -> None:
         super().__init__("; ".join(errors.values()))
         self.errors = dict(errors)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanResult:
+    """A result as a plan reads it: the case it is a try of, how it stands, where it ran.
+    Plain rows, not model objects (runs.services.rerun_plan): rerunning everything of a run
+    of 10,000 results read them as objects in 0.4 s, as rows in 70 ms."""
+
+    pk: int
+    run_id: int
+    external_id: str
+    case_key: str
+    seq: int
+    status: str
+    is_data_driven: bool
+    iterations: list[dict[str, Any]]
+    agent_id: int | None
+    case_title: str | None  # its test case's title; None when it has no test case
+    agent: Agent | None
+
+    @property
+    def title(self) -> str:
+        """What the preview calls its case."""
+        return self.case_title if self.case_title is not None else self.case_key
 
 
 @dataclass(frozen=True)
@@ -53,12 +77,12 @@ class Picked:
     data: RerunInput
     scope: Scope
     capabilities: Capabilities
-    results: list[ExecutionResult]
-    picked: list[ExecutionResult]
+    results: list[PlanResult]
+    picked: list[PlanResult]
     agents: list[Agent]
 
     @property
-    def task(self) -> ExecutionResult | None:
+    def task(self) -> PlanResult | None:
         return self.picked[0] if self.scope == Scope.FROM_TASK else None
 
     @property
@@ -88,7 +112,7 @@ def rerun_targets(
             agents_of_case = _case_targets(work, result, agents_of_case, seen, cases)
         earlier = planned.get(key)
         planned[key] = PlannedCase(
-            title=result.test_case.title if result.test_case else result.case_key,
+            title=result.title,
             agents=(earlier.agents if earlier else ())
             + (agent_titles(agents_of_case) or (() if earlier else ("its agent",))),
             iterations=_iteration_names(result, work.data.iterations.get(result.pk)),
@@ -98,7 +122,7 @@ def rerun_targets(
 
 def _case_targets(
     work: Picked,
-    result: ExecutionResult,
+    result: PlanResult,
     agents: list[Agent],
     seen: set[tuple[str, str]],
     cases: list[CaseTarget],
@@ -131,7 +155,7 @@ def _targets_all(
     standing = results_standing(work.results, per_agent=work.capabilities.results_per_agent)
     planned = [
         PlannedCase(
-            r.test_case.title if r.test_case else r.case_key,
+            r.title,
             (agent_titles(work.agents) if by_steps else ()) or (_agent_title(r),),
         )
         for r in standing
@@ -151,14 +175,14 @@ def _targets_all(
     return steps, [], planned
 
 
-def _target_agents(result: ExecutionResult, chosen: Sequence[Agent]) -> list[Agent]:
+def _target_agents(result: PlanResult, chosen: Sequence[Agent]) -> list[Agent]:
     """Where a case runs again: on the agents chosen, else on the agent it ran on."""
     if chosen:
         return list(chosen)
     return [result.agent] if result.agent is not None else []
 
 
-def source_agents(results: Sequence[ExecutionResult]) -> list[Agent]:
+def source_agents(results: Sequence[PlanResult]) -> list[Agent]:
     seen: dict[int, Agent] = {}
     for result in results:
         if result.agent is not None:
@@ -170,11 +194,11 @@ def agent_titles(agents: Sequence[Agent]) -> tuple[str, ...]:
     return tuple(a.title for a in agents)
 
 
-def _agent_title(result: ExecutionResult) -> str:
+def _agent_title(result: PlanResult) -> str:
     return result.agent.title if result.agent else "its agent"
 
 
-def _iteration_names(result: ExecutionResult, ids: Sequence[str] | None) -> tuple[str, ...]:
+def _iteration_names(result: PlanResult, ids: Sequence[str] | None) -> tuple[str, ...]:
     if not ids:
         return ()
     return tuple(
