@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -89,3 +90,24 @@ def test_the_favicon_is_served_without_a_login(client):
 def test_every_page_names_its_icon(viewer_client):
     html = viewer_client.get("/").content.decode()
     assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html
+
+
+def test_the_frame_kept_between_pages_marks_each_page_and_names_each_user(
+    client, django_user_model
+):
+    """The head and the main links are drawn once and kept (templates/base.html): each page
+    still marks its own link, and each user sees their own name."""
+    users = [django_user_model.objects.create_user(name) for name in ("ada", "grace")]
+
+    def frame(user, url: str) -> str:
+        client.force_login(user)
+        html = client.get(url).content.decode()
+        client.logout()
+        return html
+
+    pages = {"/": "Overview", "/runs/": "Runs", "/failures/": "Failures", "/agents/": "Agents"}
+    for user in users:
+        for url, link in pages.items():
+            html = frame(user, url)
+            assert re.findall(r'<a href="[^"]+" aria-current="page">(\w+)</a>', html) == [link]
+            assert f"<span>{user.username}</span>" in html
