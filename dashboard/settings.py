@@ -121,7 +121,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 # Per process, in memory: history pages drawn once per revision of the history (runs.views.
-# history), about 50 KB each: 500 of them hold a process to about 25 MB.
+# history), about 50 KB each: 500 of them hold a process to about 25 MB. The page frame's head
+# and links (templates/base.html) are kept here too: per process, so each deploy's processes
+# name their own static files.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",

@@ -1373,7 +1373,7 @@ class UtcDay(Func):
 
     output_field = IntegerField()
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
         sql, params = compiler.compile(self.source_expressions[0])
         return f"(({sql} AT TIME ZONE 'UTC')::date - DATE '1970-01-01')", params
 

@@ -184,11 +184,11 @@ def _plan_rerun(
 def _results_read(
     asked: Sequence[tuple[Run, RerunInput, Scope | RerunInvalid]],
 ) -> dict[int, list[PlanResult]]:
-    """The results each plan reads, by run, in one query. Rerunning everything reads all of a
-    run's results. Otherwise: those asked for by id (picked, or their iterations), and to
-    rerun the failed ones every try of each case that failed there, since its latest try
-    decides whether it still stands failed. A run of 10,000 results with a few failures
-    reads a few rows, not 10,000."""
+    """The results each plan reads, by run, as rows: one query, and one for their agents.
+    Rerunning everything reads all of a run's results. Otherwise: those asked for by id
+    (picked, or their iterations), and to rerun the failed ones every try of each case that
+    failed there, since its latest try decides whether it still stands failed. A run of
+    10,000 results with a few failures reads a few rows, not 10,000."""
     everything, failed, ids = set(), set(), set()
     for source, data, scope in asked:
         if isinstance(scope, RerunInvalid):
