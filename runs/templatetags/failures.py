@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date, timedelta
 from html import escape
 
 from django import template
@@ -19,22 +20,25 @@ BAR_WIDTH, HEIGHT = 4, 20
 
 
 @register.simple_tag
-def sparkline(per_day: list[int]) -> SafeString:
-    """Failures per day as an SVG bar chart (presentation attributes: no inline style). Every
-    value is a number the tag computes, so the bars are plain f-strings: format_html per bar
-    cost a failures page more than drawing the rest of it."""
+def sparkline(per_day: list[int], first_day: date | None = None) -> SafeString:
+    """Failures per day as an SVG bar chart (presentation attributes: no inline style), each
+    bar titled with its UTC day when the first is given. Every value is a number or a date
+    the tag computes, so the bars are plain f-strings: format_html per bar cost a failures
+    page more than drawing the rest of it."""
     top = max(per_day, default=0) or 1
     bars = []
     for i, n in enumerate(per_day):
         height = max(1, round(n * HEIGHT / top)) if n else 0
+        day = f"{first_day + timedelta(days=i)}: " if first_day else ""
         bars.append(
             f'<rect x="{i * BAR_WIDTH}" y="{HEIGHT - height}" width="{BAR_WIDTH - 1}" '
-            f'height="{height}"><title>{n} failure{"s" if n != 1 else ""}</title></rect>'
+            f'height="{height}"><title>{day}{n} failure{"s" if n != 1 else ""}</title></rect>'
         )
     width = len(per_day) * BAR_WIDTH
+    since = f" since {first_day}" if first_day else ""
     return mark_safe(
         f'<svg class="sparkline" width="{width}" height="{HEIGHT}" viewBox="0 0 {width} {HEIGHT}"'
-        f' role="img" aria-label="{sum(per_day)} failures over {len(per_day)} days">'
+        f' role="img" aria-label="{sum(per_day)} failures over {len(per_day)} days{since}">'
         f"{''.join(bars)}</svg>"
     )
 
@@ -67,7 +71,7 @@ def _group_row(row: FailureGroupSummary, group_url: str) -> str:
         f"<code>{escape(truncated(group.normalized, CAUSE_SHOWN))}</code></a></td>\n"
         f"  <td>{row.results}</td>\n  <td>{row.runs}</td>\n  <td>{row.cases}</td>\n"
         f"  <td>{row.agents}</td>\n  <td>{row.orchestrators}</td>\n"
-        f"  <td>{sparkline(row.per_day)}</td>\n"
+        f"  <td>{sparkline(row.per_day, row.window_start.date())}</td>\n"
         f'  <td class="rerun-outcome">{reruns}</td>\n'
         f"  <td>{utc_time(group.first_seen_at)}</td>\n  <td>{utc_time(row.last_at)}</td>\n</tr>\n"
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from types import SimpleNamespace
 
 from django.template import Context, Template
@@ -117,6 +117,11 @@ def test_a_sparkline_draws_a_bar_per_day_scaled_to_the_busiest():
     )
     # A day with any failure shows, however busy the busiest day.
     assert '<rect x="0" y="19" width="3" height="1">' in sparkline([1, 500])
+    # Given its first day, each bar says which day it is.
+    dated = sparkline([0, 2], date(2026, 2, 28))
+    assert 'aria-label="2 failures over 2 days since 2026-02-28"' in dated
+    assert "<title>2026-02-28: 0 failures</title>" in dated
+    assert "<title>2026-03-01: 2 failures</title>" in dated
 
 
 def test_the_failures_page_draws_a_row_per_cause_with_its_reach_and_escapes_its_text():
@@ -142,7 +147,7 @@ def test_the_failures_page_draws_a_row_per_cause_with_its_reach_and_escapes_its_
     )
     # The text cut to 160 characters, as truncatechars cuts it.
     assert "x" * 139 + "…</code></a></td>\n  <td>12</td>\n  <td>9</td>\n  <td>4</td>\n" in html
-    assert sparkline([0, 1]) in html and html.count(utc_time(at)) == 2
+    assert sparkline([0, 1], date(2026, 3, 3)) in html and html.count(utc_time(at)) == 2
     assert '<span class="badge mostly-persistent">mostly persistent</span>' in html
     assert '<span class="muted">1 of 3 passed</span>' in html
     known = FailureGroupSummary(
