@@ -5,14 +5,14 @@
 
 The shape of issue 13: three orchestrators (one per kind), 150 schedules, 40 agents, 5,000 test
 cases, `--runs` runs of 20 results each plus 12 big runs of 10,000 results, statuses mostly
-passed with a tail of failures whose messages come from a small catalogue (`--causes N` spreads
-them over N causes instead: a few common, a long tail seen a handful of times). Runs start `--every`
-37 seconds back from now (100k runs span 43 days; `--every 300` makes 10k runs span 35 days, so
-that 10x the runs is 10x the days, with the failures pages' 30-day window full at both sizes).
-Every row is written
-by `INSERT … SELECT` over a number series (no Python loop per row), then each run's counts are
-set from its results in one `UPDATE … FROM`. Works on PostgreSQL and SQLite. Everything
-mirrored is deleted first; users, sessions and tasks are kept.
+passed with a tail of failures whose messages come from a small catalogue of five causes
+(`--causes N` spreads them over N causes instead: a few common, a long tail seen a handful of
+times). Runs start `--every` 37 seconds back from now (100k runs span 43 days; `--every 300`
+makes 10k runs span 35 days, so that 10x the runs is 10x the days, with the failures pages'
+30-day window full at both sizes). Every row is written by `INSERT … SELECT` over a number
+series (no Python loop per row), then each run's counts are set from its results in one
+`UPDATE … FROM`. Works on PostgreSQL and SQLite. Everything mirrored is deleted first; users,
+sessions and tasks are kept.
 """
 
 from __future__ import annotations
