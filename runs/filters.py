@@ -51,10 +51,7 @@ def _agents_offered(field: forms.ModelChoiceField, chosen: str) -> list[tuple[An
     pairs = list(recent.values_list("pk", "title")[: AGENTS_OFFERED + 1])
     more = len(pairs) > AGENTS_OFFERED
     pairs = pairs[:AGENTS_OFFERED]
-    try:
-        pk = selectors.db_int(chosen)
-    except ValueError:
-        pk = None
+    pk = selectors.db_id(chosen)
     if pk is not None and pk not in {offered for offered, _ in pairs}:
         pairs += Agent.objects.filter(pk=pk).values_list("pk", "title")
     pairs.sort(key=lambda pair: (pair[1], pair[0]))

@@ -67,6 +67,15 @@ def db_int(text: str) -> int:
     return value
 
 
+def db_id(text: str) -> int | None:
+    """The id `text` names, as db_int reads it; None when it is empty, not a number or beyond
+    any id (a filter's or a link's id, which is ignored then)."""
+    try:
+        return db_int(text)
+    except ValueError:
+        return None
+
+
 # Keyset pagination ------------------------------------------------------------------------
 
 
@@ -1396,8 +1405,9 @@ def _per_day(
     )
     first = (start - EPOCH).days
     for fingerprint, day, n in daily:
-        if 0 <= day - first < days:
-            per_day[fingerprint][day - first] += n
+        index = day - first
+        if 0 <= index < days:
+            per_day[fingerprint][index] += n
     return per_day
 
 
