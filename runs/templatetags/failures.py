@@ -8,6 +8,7 @@ from html import escape
 
 from django import template
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import slugify
 
 from runs.selectors import FailureGroupSummary
 from runs.templatetags.runboard import id_url, truncated, utc_time
@@ -60,7 +61,7 @@ def _group_row(row: FailureGroupSummary, group_url: str) -> str:
     if row.rerun:
         verdict = row.rerun_verdict
         reruns = (
-            f'<span class="badge {verdict.replace(" ", "-")}">{verdict}</span> '
+            f'<span class="badge {slugify(verdict)}">{verdict}</span> '
             f'<span class="muted">{row.cleared} of {row.rerun} passed</span>'
         )
     else:
