@@ -282,6 +282,9 @@ RUNBOARD_HTTP_TIMEOUT = float(os.environ.get("RUNBOARD_HTTP_TIMEOUT", "10"))
 RUNBOARD_PAGE_CACHE_SECONDS = int(os.environ.get("RUNBOARD_PAGE_CACHE_SECONDS", "60"))
 # Calls to one orchestrator in flight at once while a run is fetched (Leapwork: its items).
 RUNBOARD_FETCH_CONCURRENCY = max(1, int(os.environ.get("RUNBOARD_FETCH_CONCURRENCY", "8")))
+# Calls of one rerun sent at once (Leapwork's failed-only and picked reruns: one Run Flow by Id
+# per flow), and the runs they started read at once (runs.services.rerun_delivery).
+RUNBOARD_RERUN_CONCURRENCY = max(1, int(os.environ.get("RUNBOARD_RERUN_CONCURRENCY", "8")))
 # Writes (reruns, run-nows) one API token may send per minute; more are answered 429.
 RUNBOARD_API_WRITES_PER_MINUTE = int(os.environ.get("RUNBOARD_API_WRITES_PER_MINUTE", "60"))
 # Where this site is reached from outside: the links in webhook notifications start with it.

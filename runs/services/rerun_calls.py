@@ -168,13 +168,15 @@ def _message(state: str, calls: Sequence[RerunCall]) -> str:
         if found:
             text += f" {found} of them found on the orchestrator after their answer was lost."
         return text
+    not_sent_part = f"Not sent, because Runboard failed while sending: {not_sent}."
     if state == RerunState.UNKNOWN:
-        return (
+        text = (
             "The orchestrator did not answer in time, or answered in a way Runboard could not "
             "read, so whether it started anything is unknown. Runboard looks for what it "
             "started at every sync; check again, or look at the orchestrator's own history, "
             f"before sending it again. ({unknown})"
         )
+        return f"{text} {not_sent_part}" if not_sent else text
     parts = ["Only part of it was accepted."] if state == RerunState.PARTIAL else []
     if refused:
         if state == RerunState.FAILED:
@@ -186,7 +188,7 @@ def _message(state: str, calls: Sequence[RerunCall]) -> str:
             "sync; check again before sending them again."
         )
     if not_sent:
-        parts.append(f"Not sent, because Runboard failed while sending: {not_sent}.")
+        parts.append(not_sent_part)
     return " ".join(parts)
 
 

@@ -8,9 +8,12 @@ enqueues the `rerun_send` task, which runs `rerun_deliver`:
    a long send is never stolen; one whose lease ran out (its worker died) is taken over.
 2. A call a dead worker left `sending` was in flight at the crash: it becomes unknown (never
    sent again) and is reconciled.
-3. Each waiting call is marked `sending` (committed) before it goes, and settled right after
-   it answers, with the run it started written and read at once (so a Leapwork Run Flow by Id
-   run is kept even when its temporary schedule is deleted).
+3. The waiting calls go a window at a time, side by side (`RUNBOARD_RERUN_CONCURRENCY`; a
+   rerun in place, one at a time). A window's calls are marked `sending` (committed) before
+   any of them goes, and settled in their order as they answer, with the runs they started
+   written and then read at once, side by side too (so a Leapwork Run Flow by Id run is kept
+   even when its temporary schedule is deleted). Only the HTTP calls leave the worker's thread;
+   every row is written from it.
 4. Unknown calls are reconciled once, then the request is settled from its calls.
 
 The watch chain (runs.services.polling) enqueues again every request whose worker died
@@ -21,7 +24,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
+from functools import partial
+from itertools import batched
 
 import httpx
 from django.conf import settings
@@ -43,7 +51,7 @@ from runs.services.rerun_calls import (
 )
 from runs.services.rerun_reconcile import calls_reconcile
 from runs.services.session import orchestrator_session
-from runs.services.sync import run_refresh
+from runs.services.sync import FanOut, run_refresh, runs_read
 
 logger = logging.getLogger(__name__)
 
@@ -95,19 +103,40 @@ def _send_waiting(request: RerunRequest, token: str, client: OrchestratorClient)
         logger.warning("rerun request %s: %d call(s) were in flight at a crash", request.pk, lost)
     waiting = list(request.calls.filter(state=RerunCallState.PLANNED).order_by("index"))
     previous = rerun_previous(request, client, fresh=bool(waiting))
-    for call in waiting:
-        call.request = request
-        if not _begin(call, token):
-            logger.warning("rerun request %s: lease lost; another worker goes on", request.pk)
-            return
-        try:
-            run_id = _send(request, call, client)
-        except OrchestratorError as exc:
-            call_failed(call, exc)
-            continue
-        run = call_accept(call, run_id, previous=previous)
-        _renew(request, token)
-        _read_now(run, client)
+    # A rerun in place reruns one run: its calls (one, today) never go side by side.
+    width = 1 if client.capabilities.reruns_in_place else settings.RUNBOARD_RERUN_CONCURRENCY
+    with _fan_out(min(width, len(waiting))) as fan_out:
+        for window in batched(waiting, width):
+            for call in window:
+                call.request = request
+            if not _begin(request, window, token):
+                logger.warning("rerun request %s: lease lost; another worker goes on", request.pk)
+                return
+            runs = []
+            for call, answer in zip(
+                window, fan_out(partial(_sent, request, client), window), strict=True
+            ):
+                if isinstance(answer, OrchestratorError):
+                    call_failed(call, answer)
+                else:
+                    runs.append(call_accept(call, answer, previous=previous))
+            _renew(request, token)
+            _read_now(request, runs, client, fan_out)
+
+
+@contextmanager
+def _fan_out(width: int) -> Iterator[FanOut]:
+    """Maps a call over its arguments in their order, `width` at a time: the builtin map for
+    one, else a pool's, whose threads end with the block (waiting for the calls in flight,
+    dropping those not started)."""
+    if width <= 1:
+        yield map
+        return
+    pool = ThreadPoolExecutor(width, thread_name_prefix="rerun")
+    try:
+        yield pool.map
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def rerun_previous(request: RerunRequest, client: OrchestratorClient, *, fresh: bool) -> Run | None:
@@ -125,26 +154,42 @@ def rerun_previous(request: RerunRequest, client: OrchestratorClient, *, fresh: 
     return latest.get(source.external_id) or source
 
 
-def _send(request: RerunRequest, call: RerunCall, client: OrchestratorClient) -> str:
-    if not call.method:  # run now
-        options = request.options
-        assert request.schedule is not None
-        return client.run_now(
-            request.schedule.external_id,
-            variables=options.get("variables") or None,
-            build=options.get("build", ""),
-            environment=options.get("environment", ""),
-        )
-    assert request.source_run is not None
-    return client.send_planned(request.source_run.external_id, call_planned(call))
-
-
-def _read_now(run: Run, client: OrchestratorClient) -> None:
-    """Read a new run once right away, so its page opens with cases and agents."""
+def _sent(
+    request: RerunRequest, client: OrchestratorClient, call: RerunCall
+) -> str | OrchestratorError:
+    """The id of the run the call started, or the orchestrator's error (in a pool's thread:
+    it reads what the request and call hold, never the database)."""
     try:
-        run_refresh(run=run, client=client)
+        if not call.method:  # run now
+            options = request.options
+            assert request.schedule is not None
+            return client.run_now(
+                request.schedule.external_id,
+                variables=options.get("variables") or None,
+                build=options.get("build", ""),
+                environment=options.get("environment", ""),
+            )
+        assert request.source_run is not None
+        return client.send_planned(request.source_run.external_id, call_planned(call))
     except OrchestratorError as exc:
-        logger.info("new run %s not readable yet: %s", run.external_id, exc)
+        return exc
+
+
+def _read_now(
+    request: RerunRequest, runs: Sequence[Run], client: OrchestratorClient, fan_out: FanOut
+) -> None:
+    """Read the new runs once right away, so their pages open with cases and agents."""
+    if not runs:
+        return
+    try:
+        runs_read(
+            orchestrator=request.orchestrator,
+            external_ids=[run.external_id for run in runs],
+            client=client,
+            fan_out=fan_out,
+        )
+    except OrchestratorError as exc:
+        logger.info("rerun request %s: its new runs are not all readable yet: %s", request.pk, exc)
 
 
 def _abandon(request: RerunRequest, exc: Exception) -> None:
@@ -184,14 +229,17 @@ def _renew(request: RerunRequest, token: str) -> bool:
     return bool(held.update(lease_renewed_at=timezone.now()))
 
 
-def _begin(call: RerunCall, token: str) -> bool:
-    """Renew the lease and mark the call in flight, together; False if the lease is lost."""
+def _begin(request: RerunRequest, calls: Sequence[RerunCall], token: str) -> bool:
+    """Renew the lease and mark the calls in flight, together; False if the lease is lost."""
     now = timezone.now()
     with transaction.atomic():
-        if not _renew(call.request, token):
+        if not _renew(request, token):
             return False
-        RerunCall.objects.filter(pk=call.pk).update(state=RerunCallState.SENDING, sent_at=now)
-    call.state, call.sent_at = RerunCallState.SENDING, now
+        RerunCall.objects.filter(pk__in=[call.pk for call in calls]).update(
+            state=RerunCallState.SENDING, sent_at=now
+        )
+    for call in calls:
+        call.state, call.sent_at = RerunCallState.SENDING, now
     return True
 
 

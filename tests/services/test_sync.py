@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from runs.services.sync import (
     orchestrator_sync,
     run_refresh,
     run_track,
+    runs_read,
     runs_store,
     schedules_touch,
 )
@@ -35,6 +37,7 @@ from tests.emulated import (
     step_clock,
     synced,
 )
+from tests.factories import make_run
 
 pytestmark = pytest.mark.django_db
 
@@ -626,6 +629,47 @@ def test_a_testsigma_plan_takes_its_name_from_its_runs():
         assert orchestrator.schedules.get(external_id=plan_id).title == plans[plan_id]
         assert orchestrator_sync(orchestrator=orchestrator).ok
         assert orchestrator.schedules.get(external_id=plan_id).title == plans[plan_id]
+
+
+def test_it_reads_runs_side_by_side_as_it_reads_them_one_by_one():
+    with synced("leapwork") as (_server, orchestrator):
+        held = Run.objects.filter(orchestrator=orchestrator).order_by("external_id")
+        ids = list(held.values_list("external_id", flat=True)[:4])
+        synced_rows = _read_rows(orchestrator)
+        # Stale copies of four runs, and one run the orchestrator no longer has.
+        ExecutionResult.objects.filter(run__external_id__in=ids).delete()
+        held.filter(external_id__in=ids).update(status=Status.QUEUED, fingerprint="")
+        gone = make_run(held.first().schedule, external_id="gone-1")
+
+        client = orchestrator_client(orchestrator)
+        with ThreadPoolExecutor(3) as pool:
+            report = runs_read(
+                orchestrator=orchestrator,
+                external_ids=[ids[0], "gone-1", *ids[1:]],
+                client=client,
+                fan_out=pool.map,
+            )
+        client.close()
+
+    assert report.runs_fetched == 4 and report.vanished == 1
+    gone.refresh_from_db()
+    assert gone.vanished_at is not None
+    gone.delete()
+    assert _read_rows(orchestrator) == synced_rows
+
+
+def _read_rows(orchestrator: Orchestrator) -> tuple[list[tuple[Any, ...]], ...]:
+    """What a read of the orchestrator's runs stores, ids apart."""
+    runs = Run.objects.filter(orchestrator=orchestrator)
+    results = ExecutionResult.objects.filter(run__orchestrator=orchestrator)
+    return (
+        sorted(runs.values_list("external_id", "status", "total_count", "result_counts")),
+        sorted(
+            results.values_list(
+                "run__external_id", "seq", "external_id", "status", "test_case_id", "agent_id"
+            )
+        ),
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)

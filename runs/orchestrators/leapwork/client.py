@@ -181,11 +181,12 @@ class LeapworkClient(OrchestratorClient):
         # Run items are fetched this many at a time (one call each; httpx.Client is
         # thread-safe): a run of 70 items costs the latency of 9 calls, not of 70.
         self.concurrency = max(1, concurrency)
-        self._pool: ThreadPoolExecutor | None = None
+        # Made now, not on first use: runs may be read side by side (a rerun's new runs), and
+        # two threads must not each make one. Its threads start with its first call.
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="leapwork")
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+        self._pool.shutdown(cancel_futures=True)
         self.client.close()
 
     def check(self) -> None:
@@ -362,8 +363,6 @@ class LeapworkClient(OrchestratorClient):
             return tuple(
                 self.get_run_item(item_id, seq=seq) for seq, item_id in enumerate(item_ids)
             )
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="leapwork")
         futures = [
             self._pool.submit(self.get_run_item, item_id, seq=seq)
             for seq, item_id in enumerate(item_ids)

@@ -9,8 +9,9 @@ This module holds the entry points: a pass, refreshing one run, following one by
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -38,6 +39,7 @@ __all__ = [
     "run_refresh",
     "run_track",
     "runs_mark_vanished",
+    "runs_read",
     "runs_store",
     "schedules_touch",
     "schedules_upsert",
@@ -49,6 +51,9 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 200
 # Incremental passes look back a little before the last one, for clocks that disagree.
 OVERLAP = timedelta(minutes=10)
+# Maps a call over its arguments, answering in their order: the builtin map makes the calls
+# one at a time, a thread pool's map side by side.
+FanOut = Callable[[Callable[[Any], Any], Sequence[Any]], Iterable[Any]]
 # How far back a pass walks the links of a vendor without a run list (reRunParentId).
 MAX_PARENT_HOPS = 20
 BACKOFF_CAP = timedelta(minutes=30)
@@ -155,17 +160,21 @@ def _fetch_and_store(
     *,
     now: datetime,
     heartbeat: Callable[[], None] = lambda: None,
+    fan_out: FanOut = map,
 ) -> None:
-    """Fetch runs a batch at a time and store each batch, so a failure keeps the batches before."""
+    """Fetch runs a batch at a time and store each batch, so a failure keeps the batches before
+    (and, within a batch, the runs fetched before it in their order)."""
+    fetch = partial(_fetched, client)
     for start in range(0, len(external_ids), BATCH_SIZE):
+        batch = external_ids[start : start + BATCH_SIZE]
         snapshots: list[RunSnapshot] = []
         vanished: list[str] = []
         try:
-            for external_id in external_ids[start : start + BATCH_SIZE]:
-                try:
-                    snapshots.append(client.get_run(external_id))
-                except NotFound:
+            for external_id, snapshot in zip(batch, fan_out(fetch, batch), strict=True):
+                if snapshot is None:
                     vanished.append(external_id)
+                else:
+                    snapshots.append(snapshot)
         finally:
             # Whatever was fetched before an error is stored before the error surfaces.
             report.runs_fetched += len(snapshots)
@@ -174,6 +183,14 @@ def _fetch_and_store(
                 orchestrator=orchestrator, external_ids=vanished, now=now
             )
             heartbeat()
+
+
+def _fetched(client: OrchestratorClient, external_id: str) -> RunSnapshot | None:
+    """The run as the orchestrator has it, or None when it no longer has it."""
+    try:
+        return client.get_run(external_id)
+    except NotFound:
+        return None
 
 
 def _follow_leads(
@@ -207,6 +224,22 @@ def run_refresh(*, run: Run, client: OrchestratorClient | None = None) -> Run:
         return Run.objects.get(pk=run.pk)
     latest = runs_store(orchestrator=orchestrator, snapshots=[snapshot])
     return latest.get(run.external_id) or Run.objects.get(pk=run.pk)
+
+
+def runs_read(
+    *,
+    orchestrator: Orchestrator,
+    external_ids: Sequence[str],
+    client: OrchestratorClient,
+    fan_out: FanOut = map,
+) -> SyncReport:
+    """Fetch these runs now and store them (the runs a rerun just started): `fan_out` maps the
+    fetch over them. An error is raised once the runs fetched before it are stored."""
+    report = SyncReport(orchestrator=orchestrator.name, started_at=timezone.now())
+    _fetch_and_store(
+        orchestrator, client, external_ids, report, now=report.started_at, fan_out=fan_out
+    )
+    return report
 
 
 def run_track(
