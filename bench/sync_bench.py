@@ -8,12 +8,13 @@ the vendor client's calls (HTTP to the emulator and reading its JSON) is "emulat
 the pass is "Runboard" (comparing, upserting, the database). It counts the SQL queries of each
 pass and rewrites its own section of bench/RESULTS.md. The database's mirrored rows are deleted before each size.
 
-    .venv/bin/python bench/sync_bench.py --latency 0.1 [--history 60] [--repeat 3]
+    .venv/bin/python bench/sync_bench.py --latency 0.1 [--kind leapwork] [--history 60] [--repeat 3]
 
-instead times a Leapwork first sync with that many seconds of emulated latency on every call
-(the emulator's fault switch: POST /_emulator/faults {"path": ".*", "latency": 0.1}), run
-items fetched one at a time (RUNBOARD_FETCH_CONCURRENCY=1) and then side by side (the
-default), and prints the table (medians, ratios from the same round); RESULTS.md is left as is.
+instead times a first sync of one emulator (Leapwork unless --kind says) with that many
+seconds of emulated latency on every call (the emulator's fault switch: POST
+/_emulator/faults {"path": ".*", "latency": 0.1}), its runs and their items fetched one at a
+time (RUNBOARD_FETCH_CONCURRENCY=1) and then side by side (the default), and prints the table
+(medians, ratios from the same round); RESULTS.md is left as is.
 """
 
 from __future__ import annotations
@@ -218,35 +219,37 @@ def report(passes: list[Pass]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def latency_pass(history: int, latency: float, concurrency: int) -> tuple[float, int, int]:
-    """(seconds, runs, results) of one Leapwork first sync with `latency` on every call."""
+def latency_pass(
+    kind: str, history: int, latency: float, concurrency: int
+) -> tuple[float, int, int]:
+    """(seconds, runs, results) of one first sync of `kind` with `latency` on every call."""
     settings.RUNBOARD_FETCH_CONCURRENCY = concurrency
     Orchestrator.objects.filter(name="bench-latency").delete()
-    with emulator("leapwork", history) as base_url:
+    with emulator(kind, history) as base_url:
         faults = httpx.post(f"{base_url}/_emulator/faults", json={"path": ".*", "latency": latency})
         faults.raise_for_status()
         orchestrator = Orchestrator.objects.create(
-            kind="leapwork", name="bench-latency", base_url=base_url
+            kind=kind, name="bench-latency", base_url=base_url
         )
         started = time.perf_counter()
         report = orchestrator_sync(orchestrator=orchestrator)
         elapsed = time.perf_counter() - started
     if not report.ok:
-        raise SystemExit(f"leapwork: {report.error}")
+        raise SystemExit(f"{kind}: {report.error}")
     runs = Run.objects.filter(orchestrator=orchestrator).count()
     results = ExecutionResult.objects.filter(run__orchestrator=orchestrator).count()
     orchestrator.delete()
     return elapsed, runs, results
 
 
-def latency_rounds(history: int, latency: float, repeat: int) -> None:
+def latency_rounds(kind: str, history: int, latency: float, repeat: int) -> None:
     default = settings.RUNBOARD_FETCH_CONCURRENCY
     print(f"| round | runs | results | concurrency 1 (s) | concurrency {default} (s) | speed-up |")
     print("|---|---:|---:|---:|---:|---:|")
     one_by_one, side_by_side, ratios = [], [], []
     for round_ in range(1, repeat + 1):
-        slow, runs, results = latency_pass(history, latency, 1)
-        fast, _, _ = latency_pass(history, latency, default)
+        slow, runs, results = latency_pass(kind, history, latency, 1)
+        fast, _, _ = latency_pass(kind, history, latency, default)
         one_by_one.append(slow)
         side_by_side.append(fast)
         ratios.append(slow / fast)
@@ -260,13 +263,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="small,large", help="Comma-separated: small, large.")
     parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS.md"))
     parser.add_argument("--latency", type=float, default=0.0, help="Seconds per emulated call.")
-    parser.add_argument("--history", type=int, default=SIZES["large"]["leapwork"])
+    parser.add_argument("--history", type=int, help="runs per schedule (default: the large size)")
+    parser.add_argument("--kind", default="leapwork", help="the emulator --latency times")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     if args.latency:
         settings.RUNBOARD_HISTORY_RUNS = 100_000
         call_command("migrate", verbosity=0)
-        latency_rounds(args.history, args.latency, args.repeat)
+        history = args.history or SIZES["large"][args.kind]
+        latency_rounds(args.kind, history, args.latency, args.repeat)
         return
     if connection.vendor != "postgresql":
         print("Note: DATABASE_URL is not PostgreSQL; the issue's figures are for PostgreSQL.")

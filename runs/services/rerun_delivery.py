@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
 from itertools import batched
@@ -51,7 +49,7 @@ from runs.services.rerun_calls import (
 )
 from runs.services.rerun_reconcile import calls_reconcile
 from runs.services.session import orchestrator_session
-from runs.services.sync import FanOut, run_refresh, runs_read
+from runs.services.sync import FanOut, run_refresh, runs_read, side_by_side
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +103,7 @@ def _send_waiting(request: RerunRequest, token: str, client: OrchestratorClient)
     previous = rerun_previous(request, client, fresh=bool(waiting))
     # A rerun in place reruns one run: its calls (one, today) never go side by side.
     width = 1 if client.capabilities.reruns_in_place else settings.RUNBOARD_RERUN_CONCURRENCY
-    with _fan_out(min(width, len(waiting))) as fan_out:
+    with side_by_side(min(width, len(waiting))) as fan_out:
         for window in batched(waiting, width):
             for call in window:
                 call.request = request
@@ -122,21 +120,6 @@ def _send_waiting(request: RerunRequest, token: str, client: OrchestratorClient)
                     runs.append(call_accept(call, answer, previous=previous))
             _renew(request, token)
             _read_now(request, runs, client, fan_out)
-
-
-@contextmanager
-def _fan_out(width: int) -> Iterator[FanOut]:
-    """Maps a call over its arguments in their order, `width` at a time: the builtin map for
-    one, else a pool's, whose threads end with the block (waiting for the calls in flight,
-    dropping those not started)."""
-    if width <= 1:
-        yield map
-        return
-    pool = ThreadPoolExecutor(width, thread_name_prefix="rerun")
-    try:
-        yield pool.map
-    finally:
-        pool.shutdown(cancel_futures=True)
 
 
 def rerun_previous(request: RerunRequest, client: OrchestratorClient, *, fresh: bool) -> Run | None:

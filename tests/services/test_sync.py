@@ -18,6 +18,7 @@ from runs import models as m
 from runs import status as vendor_status
 from runs.models import Agent, ExecutionResult, Orchestrator, Run, Schedule
 from runs.orchestrators.base import ResultSnapshot, RunSnapshot
+from runs.orchestrators.emulation.faults import Fault
 from runs.orchestrators.registry import KINDS, client_for
 from runs.services.session import orchestrator_client
 from runs.services.sync import (
@@ -631,6 +632,27 @@ def test_a_testsigma_plan_takes_its_name_from_its_runs():
         assert orchestrator.schedules.get(external_id=plan_id).title == plans[plan_id]
 
 
+@pytest.mark.parametrize("kind", ["conductor", "leapwork"])
+def test_a_pass_fetches_runs_side_by_side_at_most_the_setting_and_stores_the_same(settings, kind):
+    with emulated(kind, history=1) as (app, server):
+        passes = {}
+        for width in (1, 3):
+            settings.RUNBOARD_FETCH_CONCURRENCY = width
+            orchestrator = orchestrator_for(server, name=f"{kind}-{width}")
+            # Every call is held long enough for the next ones to overlap it, if they are sent.
+            app.faults = [Fault(path=".*", latency=0.01)]
+            emulator_control(server, "in-flight")  # its peak starts again
+            report = orchestrator_sync(orchestrator=orchestrator)
+            assert report.ok, report.error
+            passes[width] = (app.in_flight_peak, report.runs_fetched, _read_rows(orchestrator))
+    (one_peak, one_runs, one_rows), (side_peak, side_runs, side_rows) = passes[1], passes[3]
+    assert one_peak == 1
+    # Leapwork's items share a pool of the same size: at most twice as many in flight there.
+    assert 1 < side_peak <= (3 if kind == "conductor" else 6)
+    assert one_runs == side_runs > 3
+    assert one_rows == side_rows  # the same runs and results, whichever came back first
+
+
 def test_it_reads_runs_side_by_side_as_it_reads_them_one_by_one():
     with synced("leapwork") as (_server, orchestrator):
         held = Run.objects.filter(orchestrator=orchestrator).order_by("external_id")
@@ -659,14 +681,15 @@ def test_it_reads_runs_side_by_side_as_it_reads_them_one_by_one():
 
 
 def _read_rows(orchestrator: Orchestrator) -> tuple[list[tuple[Any, ...]], ...]:
-    """What a read of the orchestrator's runs stores, ids apart."""
+    """What a read of the orchestrator's runs stores, by the orchestrator's own ids."""
     runs = Run.objects.filter(orchestrator=orchestrator)
     results = ExecutionResult.objects.filter(run__orchestrator=orchestrator)
     return (
-        sorted(runs.values_list("external_id", "status", "total_count", "result_counts")),
+        sorted(runs.values_list("external_id", "status", "total_count", "failed_count")),
         sorted(
             results.values_list(
-                "run__external_id", "seq", "external_id", "status", "test_case_id", "agent_id"
+                *("run__external_id", "seq", "external_id", "status", "message"),
+                *("test_case__title", "agent__external_id"),
             )
         ),
     )

@@ -1,15 +1,18 @@
 """Sync: the only code that turns orchestrator snapshots into rows.
 
 One pass per orchestrator asks only for what may have changed (discovery), fetches it a
-batch at a time, decides what each snapshot changes (classify, pure) and stores it in bulk
-(write), so the number of queries grows with the number of runs, never with their results.
-This module holds the entry points: a pass, refreshing one run, following one by id.
+batch at a time (RUNBOARD_FETCH_CONCURRENCY runs side by side), decides what each snapshot
+changes (classify, pure) and stores it in bulk (write), so the number of queries grows with
+the number of runs, never with their results. This module holds the entry points: a pass,
+refreshing one run or reading a few (a rerun's new runs), following one by id.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -43,6 +46,7 @@ __all__ = [
     "runs_store",
     "schedules_touch",
     "schedules_upsert",
+    "side_by_side",
     "snapshot_fingerprint",
 ]
 
@@ -51,12 +55,26 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 200
 # Incremental passes look back a little before the last one, for clocks that disagree.
 OVERLAP = timedelta(minutes=10)
-# Maps a call over its arguments, answering in their order: the builtin map makes the calls
-# one at a time, a thread pool's map side by side.
-FanOut = Callable[[Callable[[Any], Any], Sequence[Any]], Iterable[Any]]
 # How far back a pass walks the links of a vendor without a run list (reRunParentId).
 MAX_PARENT_HOPS = 20
 BACKOFF_CAP = timedelta(minutes=30)
+# Maps a call over its arguments, answering in their order: the builtin map makes the calls
+# one at a time, a thread pool's map side by side.
+FanOut = Callable[[Callable[[Any], Any], Sequence[Any]], Iterable[Any]]
+
+
+@contextmanager
+def side_by_side(width: int) -> Iterator[FanOut]:
+    """A fan-out making `width` calls at a time: the builtin map for one, else a thread pool's,
+    whose threads end with the block (waiting for the calls in flight, dropping the others)."""
+    if width <= 1:
+        yield map
+        return
+    pool = ThreadPoolExecutor(width, thread_name_prefix="fan-out")
+    try:
+        yield pool.map
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def orchestrator_sync(
@@ -78,8 +96,11 @@ def orchestrator_sync(
     # Another pass (another worker) may have moved it on since this instance was loaded.
     orchestrator.refresh_from_db(fields=["last_synced_at", "consecutive_failures"])
     try:
-        with orchestrator_session(orchestrator, client=client) as session:
-            _sync(orchestrator, session, report, now, heartbeat or (lambda: None))
+        with (
+            orchestrator_session(orchestrator, client=client) as session,
+            side_by_side(settings.RUNBOARD_FETCH_CONCURRENCY) as fan_out,
+        ):
+            _sync(orchestrator, session, report, now, heartbeat or (lambda: None), fan_out)
     except OrchestratorError as exc:
         report.error = str(exc)
         logger.warning("sync of %s failed: %s", orchestrator.name, exc)
@@ -126,6 +147,7 @@ def _sync(
     report: SyncReport,
     now: datetime,
     heartbeat: Callable[[], None],
+    fan_out: FanOut,
 ) -> None:
     schedules = client.list_schedules()
     agents = client.list_agents()
@@ -147,9 +169,11 @@ def _sync(
     wanted_runs = run_ids_to_fetch(
         orchestrator, client, schedules, since=since, incremental=not first_pass
     )
-    _fetch_and_store(orchestrator, client, wanted_runs, report, now=now, heartbeat=heartbeat)
+    _fetch_and_store(
+        orchestrator, client, wanted_runs, report, now=now, heartbeat=heartbeat, fan_out=fan_out
+    )
     if not client.capabilities.lists_runs:
-        _follow_leads(orchestrator, client, report, now=now, heartbeat=heartbeat)
+        _follow_leads(orchestrator, client, report, now=now, heartbeat=heartbeat, fan_out=fan_out)
 
 
 def _fetch_and_store(
@@ -162,8 +186,8 @@ def _fetch_and_store(
     heartbeat: Callable[[], None] = lambda: None,
     fan_out: FanOut = map,
 ) -> None:
-    """Fetch runs a batch at a time and store each batch, so a failure keeps the batches before
-    (and, within a batch, the runs fetched before it in their order)."""
+    """Fetch runs a batch at a time, side by side as `fan_out` makes the calls, and store each
+    batch, so a failure keeps the batches before (and the runs before it in its batch)."""
     fetch = partial(_fetched, client)
     for start in range(0, len(external_ids), BATCH_SIZE):
         batch = external_ids[start : start + BATCH_SIZE]
@@ -200,6 +224,7 @@ def _follow_leads(
     *,
     now: datetime,
     heartbeat: Callable[[], None],
+    fan_out: FanOut,
 ) -> None:
     """A vendor without a run list: follow the runs the stored ones point at, hop by hop."""
     tried: set[str] = set()
@@ -208,7 +233,15 @@ def _follow_leads(
         if not leads:
             return
         tried |= leads
-        _fetch_and_store(orchestrator, client, sorted(leads), report, now=now, heartbeat=heartbeat)
+        _fetch_and_store(
+            orchestrator,
+            client,
+            sorted(leads),
+            report,
+            now=now,
+            heartbeat=heartbeat,
+            fan_out=fan_out,
+        )
 
 
 def run_refresh(*, run: Run, client: OrchestratorClient | None = None) -> Run:
