@@ -15,6 +15,10 @@ from runs.orchestrators.emulation.app import EmulatorApp
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Connections waiting to be accepted, as a web server's listen backlog (socketserver's own
+    # is 5): a sync opens a dozen at once, and a connection beyond the backlog waits a second
+    # for its SYN to be sent again, longer than a short client timeout.
+    request_queue_size = 128
 
 
 class _QuietHandler(WSGIRequestHandler):
