@@ -21,7 +21,7 @@ from runs.orchestrators.base import OrchestratorError
 from runs.services.queue import chain_continue, chain_heartbeat, chain_recover
 from runs.services.rerun_reconcile import reruns_reconcile_open
 from runs.services.session import orchestrator_session
-from runs.services.sync import orchestrator_sync, run_refresh
+from runs.services.sync import orchestrator_sync, runs_read, side_by_side
 from runs.status import IN_PROGRESS
 
 logger = logging.getLogger(__name__)
@@ -103,24 +103,32 @@ def watch_cycle_run() -> list[str]:
 
 
 def poll_cycle_run() -> int:
-    """Refresh every running run; go on while any still runs. Returns how many still run."""
+    """Refresh every running run, each orchestrator's side by side (RUNBOARD_FETCH_CONCURRENCY
+    at a time) and stored a batch at a time; go on while any still runs. Returns how many
+    still run."""
     chain_heartbeat(POLL_CHAIN)
     by_orchestrator: dict[int, list[Run]] = {}
     for run in _running().select_related("orchestrator"):
         by_orchestrator.setdefault(run.orchestrator_id, []).append(run)
-    still_running = 0
     for runs in by_orchestrator.values():
         orchestrator = runs[0].orchestrator
         try:
-            with orchestrator_session(orchestrator) as client:
-                for run in runs:
-                    chain_heartbeat(POLL_CHAIN)
-                    refreshed = run_refresh(run=run, client=client)
-                    still_running += not refreshed.is_terminal
+            with (
+                orchestrator_session(orchestrator) as client,
+                side_by_side(settings.RUNBOARD_FETCH_CONCURRENCY) as fan_out,
+            ):
+                runs_read(
+                    orchestrator=orchestrator,
+                    external_ids=[run.external_id for run in runs],
+                    client=client,
+                    fan_out=fan_out,
+                    heartbeat=lambda: chain_heartbeat(POLL_CHAIN),
+                )
         except OrchestratorError as exc:
             # The periodic pass records it and backs off; polling just tries again.
             logger.warning("polling %s failed: %s", orchestrator.name, exc)
-            still_running += len(runs)
+    # Those not refreshed still run, and a rerun in place runs on as its new attempt.
+    still_running = _running().count()
     if still_running:
         chain_continue(POLL_CHAIN, settings.RUNBOARD_POLL_INTERVAL)
     return still_running

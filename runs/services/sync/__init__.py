@@ -265,12 +265,20 @@ def runs_read(
     external_ids: Sequence[str],
     client: OrchestratorClient,
     fan_out: FanOut = map,
+    heartbeat: Callable[[], None] = lambda: None,
 ) -> SyncReport:
-    """Fetch these runs now and store them (the runs a rerun just started): `fan_out` maps the
-    fetch over them. An error is raised once the runs fetched before it are stored."""
+    """Fetch these runs now and store them (the runs still going, those a rerun just
+    started): `fan_out` maps the fetch over them, `heartbeat` is called after each batch. An
+    error is raised once the runs fetched before it are stored."""
     report = SyncReport(orchestrator=orchestrator.name, started_at=timezone.now())
     _fetch_and_store(
-        orchestrator, client, external_ids, report, now=report.started_at, fan_out=fan_out
+        orchestrator,
+        client,
+        external_ids,
+        report,
+        now=report.started_at,
+        heartbeat=heartbeat,
+        fan_out=fan_out,
     )
     return report
 
