@@ -280,8 +280,8 @@ RUNBOARD_HISTORY_RUNS = int(os.environ.get("RUNBOARD_HISTORY_RUNS", "200"))
 RUNBOARD_HTTP_TIMEOUT = float(os.environ.get("RUNBOARD_HTTP_TIMEOUT", "10"))
 # A history page drawn at one revision is served again for at most this long (runs.services.revision).
 RUNBOARD_PAGE_CACHE_SECONDS = int(os.environ.get("RUNBOARD_PAGE_CACHE_SECONDS", "60"))
-# Runs a sync pass fetches at once from one orchestrator; on Leapwork also the run items
-# fetched at once, in one pool per client (so at most twice this many calls in flight).
+# Runs a sync pass or a poll fetches at once from one orchestrator; on Leapwork also the run
+# items fetched at once, in one pool per client (so at most twice this many calls in flight).
 RUNBOARD_FETCH_CONCURRENCY = max(1, int(os.environ.get("RUNBOARD_FETCH_CONCURRENCY", "8")))
 # Calls of one rerun sent at once (Leapwork's failed-only and picked reruns: one Run Flow by Id
 # per flow), and the runs they started read at once (runs.services.rerun_delivery).
