@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ import httpx  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
+from bench.rounds import side_by_side_rounds  # noqa: E402
 from bench.sync_bench import emulator  # noqa: E402
 from runs.models import Orchestrator  # noqa: E402
 from runs.orchestrators.registry import client_for  # noqa: E402
@@ -80,17 +80,12 @@ def main() -> None:
         )
         faults.raise_for_status()
         print(f"{args.runs} running runs, {args.latency * 1000:.0f} ms on every call\n")
-        print(f"| round | one at a time (s) | {default} at a time (s) | speed-up |")
-        print("|---|---:|---:|---:|")
-        slow_times, fast_times, ratios = [], [], []
-        for round_ in range(1, args.repeat + 1):
-            slow, fast = timed_poll(1, args.runs), timed_poll(default, args.runs)
-            slow_times.append(slow)
-            fast_times.append(fast)
-            ratios.append(slow / fast)
-            print(f"| {round_} | {slow:.1f} | {fast:.1f} | {slow / fast:.1f}x |")
-        slow, fast = statistics.median(slow_times), statistics.median(fast_times)
-        print(f"| median | {slow:.1f} | {fast:.1f} | {statistics.median(ratios):.1f}x |")
+        side_by_side_rounds(
+            lambda: timed_poll(1, args.runs),
+            lambda: timed_poll(default, args.runs),
+            width=default,
+            repeat=args.repeat,
+        )
     orchestrator.delete()
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ from django.contrib.auth.models import Group  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db.models import Count  # noqa: E402
 
+from bench.rounds import side_by_side_rounds  # noqa: E402
 from bench.sync_bench import emulator  # noqa: E402
 from runs.models import Orchestrator, RerunState, Run  # noqa: E402
 from runs.services.rerun_delivery import rerun_deliver  # noqa: E402
@@ -96,18 +96,13 @@ def main() -> None:
             f"{len(picked)} calls of a picked rerun, {args.latency * 1000:.0f} ms on every call "
             "to the emulator\n"
         )
-        print(f"| round | one at a time (s) | {default} at a time (s) | speed-up |")
-        print("|---|---:|---:|---:|")
-        slow_times, fast_times, ratios = [], [], []
-        for round_ in range(1, args.repeat + 1):
-            slow = timed_send(source, picked, f"bench-{round_}-one", 1)
-            fast = timed_send(source, picked, f"bench-{round_}-side", default)
-            slow_times.append(slow)
-            fast_times.append(fast)
-            ratios.append(slow / fast)
-            print(f"| {round_} | {slow:.1f} | {fast:.1f} | {slow / fast:.1f}x |")
-        slow, fast = statistics.median(slow_times), statistics.median(fast_times)
-        print(f"| median | {slow:.1f} | {fast:.1f} | {statistics.median(ratios):.1f}x |")
+        keys = iter(range(2 * args.repeat))
+        side_by_side_rounds(
+            lambda: timed_send(source, picked, f"bench-{next(keys)}", 1),
+            lambda: timed_send(source, picked, f"bench-{next(keys)}", default),
+            width=default,
+            repeat=args.repeat,
+        )
     orchestrator.delete()
 
 

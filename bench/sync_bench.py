@@ -24,7 +24,6 @@ import contextlib
 import os
 import platform
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -50,6 +49,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
+from bench.rounds import side_by_side_rounds  # noqa: E402
 from runs.models import ExecutionResult, Orchestrator, Run  # noqa: E402
 from runs.orchestrators.base import OrchestratorClient  # noqa: E402
 from runs.services.session import orchestrator_client  # noqa: E402
@@ -244,18 +244,14 @@ def latency_pass(
 
 def latency_rounds(kind: str, history: int, latency: float, repeat: int) -> None:
     default = settings.RUNBOARD_FETCH_CONCURRENCY
-    print(f"| round | runs | results | concurrency 1 (s) | concurrency {default} (s) | speed-up |")
-    print("|---|---:|---:|---:|---:|---:|")
-    one_by_one, side_by_side, ratios = [], [], []
-    for round_ in range(1, repeat + 1):
-        slow, runs, results = latency_pass(kind, history, latency, 1)
-        fast, _, _ = latency_pass(kind, history, latency, default)
-        one_by_one.append(slow)
-        side_by_side.append(fast)
-        ratios.append(slow / fast)
-        print(f"| {round_} | {runs} | {results} | {slow:.1f} | {fast:.1f} | {slow / fast:.1f}x |")
-    slow, fast = statistics.median(one_by_one), statistics.median(side_by_side)
-    print(f"| median | | | {slow:.1f} | {fast:.1f} | {statistics.median(ratios):.1f}x |")
+    _seconds, runs, results = latency_pass(kind, history, latency, default)  # warms up, counts
+    print(f"{kind}: a first sync of {runs} runs and {results} results\n")
+    side_by_side_rounds(
+        lambda: latency_pass(kind, history, latency, 1)[0],
+        lambda: latency_pass(kind, history, latency, default)[0],
+        width=default,
+        repeat=repeat,
+    )
 
 
 def main() -> None:
