@@ -244,14 +244,16 @@ def latency_pass(
 
 def latency_rounds(kind: str, history: int, latency: float, repeat: int) -> None:
     default = settings.RUNBOARD_FETCH_CONCURRENCY
-    _seconds, runs, results = latency_pass(kind, history, latency, default)  # warms up, counts
-    print(f"{kind}: a first sync of {runs} runs and {results} results\n")
-    side_by_side_rounds(
-        lambda: latency_pass(kind, history, latency, 1)[0],
-        lambda: latency_pass(kind, history, latency, default)[0],
-        width=default,
-        repeat=repeat,
-    )
+    synced: dict[str, int] = {}  # what every pass stores, as the last one counted it
+
+    def timed(concurrency: int) -> float:
+        seconds, synced["runs"], synced["results"] = latency_pass(
+            kind, history, latency, concurrency
+        )
+        return seconds
+
+    side_by_side_rounds(lambda: timed(1), lambda: timed(default), width=default, repeat=repeat)
+    print(f"\n{kind}: each pass a first sync of {synced['runs']} runs, {synced['results']} results")
 
 
 def main() -> None:
